@@ -1,0 +1,237 @@
+"""``ase-em``: predict, evaluate and train from the command line.
+
+``main(argv)`` parses; each subcommand is one small function. Input errors
+(:class:`ase_em.errors.AseEmError`) become one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ase_em import __version__
+from ase_em.errors import AseEmError
+
+
+def _threads(n: int | None) -> None:
+    import torch
+
+    if n:
+        torch.set_num_threads(n)
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    """Print version, shipped model, its CV metrics, torch version and threads."""
+    import torch
+
+    from ase_em.pretrained import DEFAULT_MODEL, available_models, read_card
+
+    card = read_card(args.model)
+    cv = card.get("metrics", {}).get("cv_out_of_fold", {})
+    info = {
+        "ase_em": __version__,
+        "default_model": DEFAULT_MODEL,
+        "shipped_models": available_models(),
+        "model": card.get("name"),
+        "model_metrics": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in cv.items()},
+        "metrics_scheme": card.get("metrics", {}).get("scheme"),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        for k, v in info.items():
+            print(f"{k:>16}: {v}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Predict the barrier of one hop (endpoints or NEB images)."""
+    from ase_em.hop import Hop
+    from ase_em.predictor import EmPredictor
+
+    if args.images:
+        if args.initial or args.final:
+            raise SystemExit("ase-em predict: give either INITIAL FINAL or --images FILE, not both")
+        hop = Hop.from_images(args.images, ion_index=args.ion_index)
+    else:
+        if not (args.initial and args.final):
+            raise SystemExit("ase-em predict: give INITIAL and FINAL structure files, or --images FILE")
+        hop = Hop.from_endpoints(args.initial, args.final, ion_index=args.ion_index)
+    _threads(args.threads)
+    predictor = EmPredictor.from_pretrained(args.model)
+    result = predictor.predict_one(hop)
+    out = {
+        "em": round(result.em, 4),
+        "em_std": None if result.em_std is None else round(result.em_std, 4),
+        "ion": hop.ion,
+        "ion_index": hop.ion_index,
+        "hop_length": round(hop.length, 4),
+        "model": predictor.name,
+    }
+    if args.json:
+        print(json.dumps(out))
+    else:
+        std = "" if out["em_std"] is None else f" +/- {out['em_std']:.3f}"
+        print(
+            f"Em = {out['em']:.3f}{std} eV  ({hop.ion} ion, atom {hop.ion_index}, "
+            f"hop {hop.length:.2f} A, model {predictor.name})"
+        )
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Score a model on a labelled em619-format JSON file."""
+    import numpy as np
+
+    from ase_em.data import load_em619
+    from ase_em.metrics import barrier_metrics
+    from ase_em.predictor import EmPredictor
+
+    data = load_em619(args.data, skip_invalid=args.skip_invalid)
+    for line in data.skipped:
+        print(f"skipped: {line}", file=sys.stderr)
+    if args.predictions and Path(args.predictions).exists() and not args.overwrite:
+        raise AseEmError(f"{args.predictions}: exists (use --overwrite)")
+    _threads(args.threads)
+    predictor = EmPredictor.from_pretrained(args.model)
+    results = predictor.predict(data.hops, progress=True)
+    pred = np.array([r.em for r in results])
+    m = barrier_metrics(np.asarray(data.targets), pred)
+    print(f"model {predictor.name} on {args.data}")
+    print(
+        f"n {m['n']}  MAE {m['mae']:.3f} eV  RMSE {m['rmse']:.3f} eV  R2 {m['r2']:.3f}  |  "
+        f"Em < 0.65 eV: accuracy {m['accuracy']:.3f}  precision {m['precision']:.3f}  "
+        f"recall {m['recall']:.3f}"
+    )
+    if args.predictions:
+        import csv
+
+        with open(args.predictions, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["sys_name", "target", "prediction", "em_std"])
+            for name, t, r in zip(data.names, data.targets, results):
+                w.writerow([name, t, f"{r.em:.5f}", "" if r.em_std is None else f"{r.em_std:.5f}"])
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train a K-fold CV ensemble from scratch on a labelled em619-format file."""
+    from ase_em.config import GraphConfig, ModelConfig, TrainConfig
+    from ase_em.data import load_em619
+    from ase_em.train import train_ensemble
+
+    out = Path(args.output)
+    if (out / "model.pt").exists() and not args.overwrite:
+        raise AseEmError(f"{out}: already holds a model (use --overwrite)")
+    data = load_em619(args.data, skip_invalid=args.skip_invalid)
+    for line in data.skipped:
+        print(f"skipped: {line}", file=sys.stderr)
+    _threads(args.threads)
+    card = train_ensemble(
+        data,
+        out,
+        graph_config=GraphConfig(args.cutoff, args.max_neighbors, args.crop_radius),
+        model_config=ModelConfig(
+            alignn_layers=args.alignn_layers,
+            gcn_layers=args.gcn_layers,
+            hidden_features=args.hidden,
+            readout=args.readout,
+        ),
+        train_config=TrainConfig(
+            epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, folds=args.folds, seed=args.seed
+        ),
+        name=args.name or out.name,
+        grouped=args.grouped,
+        workdir=Path(args.workdir) if args.workdir else None,
+    )
+    m = card["metrics"]["cv_out_of_fold"]
+    print(
+        f"wrote {out}: {card['split']}: MAE {m['mae']:.3f} eV, RMSE {m['rmse']:.3f} eV, "
+        f"R2 {m['r2']:.3f}, accuracy {m['accuracy']:.3f}, precision {m['precision']:.3f}"
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``ase-em`` with all subcommands."""
+    parser = argparse.ArgumentParser(
+        prog="ase-em", description="Migration barriers (Em, eV) of ion hops in crystals."
+    )
+    parser.add_argument("--version", action="version", version=f"ase-em {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add_model(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--model", default=None, help="model directory or shipped name (default: shipped)")
+        p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+
+    p = sub.add_parser("info", help="version, shipped model and its CV metrics, torch and threads")
+    p.add_argument("--model", default=None, help="model directory or shipped name")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("predict", help="barrier of one hop: INITIAL FINAL, or --images NEB_FILE")
+    p.add_argument("initial", nargs="?", help="initial endpoint (POSCAR, CIF, extxyz, ...)")
+    p.add_argument("final", nargs="?", help="final endpoint, same atoms in the same order")
+    p.add_argument("--images", help="multi-frame NEB file; first and last frames are the endpoints")
+    p.add_argument("--ion-index", type=int, default=None, help="index of the migrating ion")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_model(p)
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("evaluate", help="score a model on a labelled em619-format JSON file")
+    p.add_argument("data", help="JSON file (band5 or endpoint records with 'target')")
+    p.add_argument("--predictions", help="write sys_name,target,prediction,em_std to this CSV")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing predictions file")
+    p.add_argument("--skip-invalid", action="store_true", help="skip (and list) records with invalid hops")
+    add_model(p)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("train", help="train a K-fold CV ensemble from scratch on an em619-format file")
+    p.add_argument("data", help="JSON file (band5 or endpoint records with 'target')")
+    p.add_argument("--output", required=True, help="model directory to write")
+    p.add_argument("--overwrite", action="store_true", help="replace a model in --output")
+    p.add_argument("--name", default=None, help="model name on the card (default: directory name)")
+    p.add_argument("--skip-invalid", action="store_true", help="skip (and list) records with invalid hops")
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--grouped", action="store_true", help="folds grouped by host compound")
+    p.add_argument("--epochs", type=int, default=60)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cutoff", type=float, default=8.0, help="neighbour search radius (A)")
+    p.add_argument("--max-neighbors", type=int, default=12)
+    p.add_argument("--crop-radius", type=float, default=None, help="keep atoms within this of the ion (A)")
+    p.add_argument("--hidden", type=int, default=64)
+    p.add_argument("--alignn-layers", type=int, default=2)
+    p.add_argument("--gcn-layers", type=int, default=2)
+    p.add_argument("--readout", choices=["mean", "ion"], default="ion")
+    p.add_argument("--workdir", default=None, help="checkpoints and graph cache (default: OUTPUT/.work)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.set_defaults(func=cmd_train)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``ase-em`` with ``argv`` (default: sys.argv[1:]); return the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except AseEmError as exc:
+        print(f"ase-em {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"ase-em {args.command}: interrupted; checkpoints are kept, rerun to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

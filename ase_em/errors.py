@@ -1,0 +1,51 @@
+"""Exception types of ase-em.
+
+Every error that bad input can cause is a subclass of :class:`AseEmError`, itself a
+``ValueError``, so callers can catch one type and the CLI can turn each into one clear
+line on stderr (exit code 2) without a traceback.
+"""
+
+from __future__ import annotations
+
+
+class AseEmError(ValueError):
+    """Base class of all input errors raised by ase-em."""
+
+
+class StructureFileError(AseEmError):
+    """A structure or data file is missing, unreadable or holds no structure."""
+
+
+class NoHopError(AseEmError):
+    """The two endpoints are the same structure: no atom moves."""
+
+
+class EndpointMismatchError(AseEmError):
+    """The endpoints are not the same system (atom count, species order or cell differ)."""
+
+
+class IonIndexError(AseEmError):
+    """The migrating-ion index is out of range or names an atom that does not move."""
+
+
+class ImplausibleHopError(AseEmError):
+    """The hop is longer than a hop can be, or atoms come closer than physically possible."""
+
+
+class UnsupportedElementError(AseEmError):
+    """An element has no representation in the model (no atom features)."""
+
+
+class ModelLoadError(AseEmError):
+    """A model directory is missing, incomplete, or its weights fail the checksum."""
+
+
+class DataFileError(AseEmError):
+    """A labelled data file has bad rows; ``problems`` lists one line per bad row."""
+
+    def __init__(self, path: str, problems: list[str]) -> None:
+        """Store the file path and the list of row problems."""
+        self.path = path
+        self.problems = list(problems)
+        head = f"{path}: {len(self.problems)} bad row(s)"
+        super().__init__(head + "\n" + "\n".join(self.problems))

