@@ -1,0 +1,131 @@
+"""Predictor invariances, saving and loading, element and checksum errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from ase.io import write
+from pymatgen.io.ase import AseAtomsAdaptor
+
+from ase_em.band import build_band
+from ase_em.errors import ModelLoadError, UnsupportedElementError
+from ase_em.graph import build_graph
+from ase_em.hop import Hop
+from ase_em.predictor import EmPredictor
+from ase_em.pretrained import load_model, save_model
+
+
+def _em(predictor, hop):
+    return predictor.predict_one(hop).em
+
+
+def test_same_em_for_every_input_form(tiny_predictor, endpoints, tmp_path):
+    initial, final = endpoints
+    ref = _em(tiny_predictor, Hop.from_endpoints(initial, final))
+    write(tmp_path / "i.vasp", initial, format="vasp")
+    write(tmp_path / "f.vasp", final, format="vasp")
+    write(tmp_path / "neb.traj", [initial, initial, final])
+    forms = [
+        (initial, final),
+        Hop.from_endpoints(AseAtomsAdaptor.get_structure(initial), AseAtomsAdaptor.get_structure(final)),
+        Hop.from_endpoints(tmp_path / "i.vasp", tmp_path / "f.vasp"),
+        Hop.from_images(tmp_path / "neb.traj"),
+        [initial, final],
+    ]
+    for form in forms:
+        assert _em(tiny_predictor, form) == pytest.approx(ref, abs=1e-4)
+
+
+def test_em_invariant_to_host_order_and_translation(tiny_predictor, endpoints):
+    initial, final = endpoints
+    ref = tiny_predictor.predict_one(Hop.from_endpoints(initial, final))
+    rng = np.random.default_rng(0)
+    perm = rng.permutation(len(initial))
+    permuted = tiny_predictor.predict_one(Hop.from_endpoints(initial[perm], final[perm]))
+    assert permuted.hop.ion_index == int(np.where(perm == 25)[0][0])
+    assert permuted.em == pytest.approx(ref.em, abs=1e-4)
+    assert permuted.em_std == pytest.approx(ref.em_std, abs=1e-4)
+    shift = np.array([1.37, -2.11, 0.53])
+    moved_i, moved_f = initial.copy(), final.copy()
+    moved_i.translate(shift)
+    moved_f.translate(shift)
+    moved_i.wrap()
+    moved_f.wrap()
+    assert _em(tiny_predictor, (moved_i, moved_f)) == pytest.approx(ref.em, abs=1e-4)
+
+
+def test_prediction_depends_on_the_hop(tiny_predictor, endpoints):
+    """Different hops must not collapse onto one number (a constant model would pass the rest)."""
+    initial, final = endpoints
+    squeezed_i, squeezed_f = initial.copy(), final.copy()
+    for a in (squeezed_i, squeezed_f):
+        a.set_cell(a.cell * 0.93, scale_atoms=True)
+    a, b = tiny_predictor.predict([(initial, final), (squeezed_i, squeezed_f)])
+    assert abs(a.em - b.em) > 5e-5  # 100x the numerical noise of the invariance tests
+
+
+def test_batched_equals_single(tiny_predictor, endpoints):
+    initial, final = endpoints
+    squeezed_i, squeezed_f = initial.copy(), final.copy()
+    for a in (squeezed_i, squeezed_f):
+        a.set_cell(a.cell * 0.95, scale_atoms=True)
+    hops = [(initial, final), (squeezed_i, squeezed_f)] * 3
+    batched = tiny_predictor.predict(hops)
+    assert len(batched) == 6
+    for hop, res in zip(hops, batched):
+        assert _em(tiny_predictor, hop) == pytest.approx(res.em, abs=1e-5)
+
+
+def test_save_load_roundtrip(tiny_model_dir, endpoints, tmp_path):
+    model = load_model(tiny_model_dir)
+    copy = save_model(model.ensemble, model.graph_config, tmp_path / "copy", {"name": "copy"})
+    a = EmPredictor.from_pretrained(tiny_model_dir).predict_one(endpoints)
+    b = EmPredictor.from_pretrained(copy).predict_one(endpoints)
+    assert a.em == pytest.approx(b.em, abs=1e-6)
+    assert a.em_std is not None and a.em_std == pytest.approx(b.em_std, abs=1e-6)
+
+
+def test_corrupt_weights_fail_the_checksum(tiny_model_dir, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_model_dir, broken)
+    with open(broken / "model.pt", "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(ModelLoadError, match="checksum"):
+        EmPredictor.from_pretrained(broken)
+    with pytest.raises(ModelLoadError, match="not a model directory"):
+        EmPredictor.from_pretrained(tmp_path / "nowhere")
+
+
+def test_graph_settings_come_from_the_card(tiny_model_dir, tiny_predictor, endpoints):
+    card = json.loads((tiny_model_dir / "card.json").read_text())
+    assert card["graph"]["max_neighbors"] == 8
+    g = tiny_predictor.graph(Hop.from_endpoints(*endpoints))
+    counts = np.bincount(g.src.numpy(), minlength=int(g.z.shape[0]))
+    assert counts.min() >= 8
+    # rock salt: 12 second-shell neighbours tie, and all of them are kept (never cut by atom order)
+    assert np.bincount(counts).argmax() == 18  # 6 first-shell + 12 tied second-shell neighbours
+
+
+def test_ties_keep_the_graph_independent_of_atom_order(endpoints):
+    from ase_em.config import GraphConfig
+
+    band = build_band(Hop.from_endpoints(*endpoints))
+    g1 = build_graph(band, GraphConfig(max_neighbors=8))
+    perm = np.r_[np.arange(5), 5 + np.random.default_rng(1).permutation(len(band) - 5)]
+    g2 = build_graph(band[perm], GraphConfig(max_neighbors=8))
+    assert g1.src.shape == g2.src.shape
+    assert g1.n_triplets == g2.n_triplets
+
+
+def test_unsupported_element_is_refused(tiny_predictor, endpoints):
+    initial, final = endpoints
+    a, b = initial.copy(), final.copy()
+    for x in (a, b):
+        symbols = x.get_chemical_symbols()
+        symbols[3] = "Og"
+        x.set_chemical_symbols(symbols)
+    with pytest.raises(UnsupportedElementError, match="Og"):
+        tiny_predictor.predict_one((a, b))
