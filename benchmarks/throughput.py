@@ -1,0 +1,84 @@
+"""Prediction throughput and start-up time of ase-em (a benchmark, not a test).
+
+Usage:
+    python benchmarks/throughput.py [--model NAME_OR_DIR] [--threads 2] [--data TRAIN.json]
+
+Reports, on the TRAIN bands: hops per second for batched prediction, split into graph
+building and model time; the same for the 111-atom (median-size) bands; peak memory;
+and the wall time of `ase-em predict` on the shipped example (import + model load +
+one prediction), measured in a fresh process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--data", default=str(ROOT.parent / "shared/data/em619/band5_train.json"))
+    parser.add_argument("--batch-size", type=int, default=32)
+    args = parser.parse_args()
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from ase_em.data import load_em619
+    from ase_em.graph import collate
+    from ase_em.predictor import EmPredictor
+
+    predictor = EmPredictor.from_pretrained(args.model, batch_size=args.batch_size)
+    data = load_em619(args.data, skip_invalid=True)
+    report = {"model": predictor.name, "threads": args.threads, "batch_size": args.batch_size}
+
+    def run(hops):
+        t0 = time.perf_counter()
+        graphs = [predictor.graph(h) for h in hops]
+        t1 = time.perf_counter()
+        with torch.no_grad():
+            for i in range(0, len(graphs), args.batch_size):
+                g, lg = collate(graphs[i : i + args.batch_size])
+                predictor.model.ensemble(g, lg)
+        t2 = time.perf_counter()
+        n = len(hops)
+        return {
+            "n_hops": n,
+            "graph_s_per_hop": (t1 - t0) / n,
+            "model_s_per_hop": (t2 - t1) / n,
+            "hops_per_s": n / (t2 - t0),
+        }
+
+    run(data.hops[:8])  # warm-up
+    report["all_train"] = run(data.hops)
+    median = [h for h in data.hops if h.n_atoms == 111]
+    report["median_111_atoms"] = run(median * max(1, 64 // max(len(median), 1)))
+    report["median_band_atoms"] = statistics.median(h.n_atoms for h in data.hops)
+    report["peak_rss_MiB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    example = ROOT / "examples" / "LiFePO4"
+    cmd = [sys.executable, "-m", "ase_em.cli", "predict", str(example / "initial.vasp"),
+           str(example / "final.vasp"), "--json", "--threads", str(args.threads)]
+    if args.model:
+        cmd += ["--model", args.model]
+    walls = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True)
+        walls.append(time.perf_counter() - t0)
+    report["cli_predict_wall_s"] = min(walls)
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
