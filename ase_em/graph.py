@@ -59,6 +59,7 @@ class BandGraph:
         src, dst: (E,) directed edges.
         r: (E, 3) float32 bond vectors (A).
         lg_src, lg_dst: (T,) line-graph edges (pairs of bonds sharing an atom).
+        n_ion: how many leading nodes are ion images (5 for a band, 0 for a bulk crystal).
     """
 
     z: torch.Tensor
@@ -67,6 +68,7 @@ class BandGraph:
     r: torch.Tensor
     lg_src: torch.Tensor
     lg_dst: torch.Tensor
+    n_ion: int = N_IMAGES
 
     @property
     def n_triplets(self) -> int:
@@ -77,7 +79,7 @@ class BandGraph:
         """Return alignn's (graph, line graph) pair with atom features and ion mask."""
         n = int(self.z.shape[0])
         ion = torch.zeros(n, dtype=torch.bool)
-        ion[:N_IMAGES] = True
+        ion[: self.n_ion] = True
         g = TorchGraph(
             num_nodes=n,
             src=self.src,
@@ -106,12 +108,13 @@ def check_elements(symbols: list[str] | tuple[str, ...], where: str = "structure
         )
 
 
-def build_graph(band: Atoms, config: GraphConfig) -> BandGraph:
-    """Build the graph of a band5 structure.
+def build_graph(band: Atoms, config: GraphConfig, *, n_ion_images: int = N_IMAGES) -> BandGraph:
+    """Build the graph of a band5 structure (or of a bulk crystal, for pre-training).
 
     Args:
-        band: band5 Atoms (five ion images first).
-        config: cutoff, neighbours and crop.
+        band: band5 Atoms (five ion images first), or a crystal.
+        config: cutoff, neighbours and crop (the crop applies to bands only).
+        n_ion_images: leading ion-image sites (0 for a bulk crystal).
 
     Returns:
         The graph.
@@ -125,10 +128,10 @@ def build_graph(band: Atoms, config: GraphConfig) -> BandGraph:
     )
     keep = _nearest_with_ties(src, r.norm(dim=1), config.max_neighbors, len(band))
     src, dst, r = src[keep], dst[keep], r[keep]
-    if config.crop_radius is not None:
+    if config.crop_radius is not None and n_ion_images > 0:
         src, dst, r, z = _crop(positions, lattice, src, dst, r, z, config.crop_radius)
     lg_src, lg_dst = _line_graph_edges(src, dst, int(z.shape[0]))
-    return BandGraph(z=z, src=src, dst=dst, r=r.float(), lg_src=lg_src, lg_dst=lg_dst)
+    return BandGraph(z=z, src=src, dst=dst, r=r.float(), lg_src=lg_src, lg_dst=lg_dst, n_ion=n_ion_images)
 
 
 def _nearest_with_ties(

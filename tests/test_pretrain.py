@@ -1,0 +1,82 @@
+"""Multi-property pre-training: masked per-property heads, checkpoint and exact resume."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import numpy as np
+import pytest
+import torch
+from ase.build import bulk
+
+import ase_em.pretrain as pt
+from ase_em.cli import main
+from ase_em.config import ModelConfig
+from ase_em.model import EmModel
+
+
+def _jdict(a):
+    return {"lattice_mat": a.cell.tolist(), "coords": a.get_scaled_positions().tolist(),
+            "elements": a.get_chemical_symbols(), "cartesian": False}
+
+
+@pytest.fixture()
+def mpt_dir(tmp_path):
+    crystals = [bulk("NaCl", "rocksalt", a=5.6), bulk("Si", "diamond", a=5.43), bulk("Cu", "fcc", a=3.6),
+                bulk("MgO", "rocksalt", a=4.2), bulk("LiF", "rocksalt", a=4.0), bulk("Al", "fcc", a=4.05)]
+    bg = [{"id": f"bg-{i}", "atoms": _jdict(a), "target": t} for i, (a, t) in enumerate(zip(crystals, [5.0, 0.6, 0, 4.5, 9.0, 0]))]
+    gv = [{"id": f"gv-{i}", "atoms": _jdict(a), "target": t} for i, (a, t) in enumerate(zip(crystals, [1.2, 1.8, 1.7, 2.1, 1.7, 1.4]))]
+    (tmp_path / "scaled_only").mkdir()
+    fe = [{"id": f"fe-{i}", "atoms": _jdict(a), "target_minmax": t} for i, (a, t) in enumerate(zip(crystals, [-0.5, 0.1, 0.2, -0.7, -0.9, 0.3]))]
+    for name, recs in (("bg.json.gz", bg), ("gv.json.gz", gv), ("scaled_only/fe.minmax.json.gz", fe)):
+        with gzip.open(tmp_path / name, "wt") as f:
+            json.dump(recs, f)
+    return tmp_path
+
+
+ARGS = ["--properties", "bg", "gv", "fe", "--epochs", "3", "--batch-size", "4", "--hidden", "16",
+        "--alignn-layers", "1", "--gcn-layers", "1", "--max-neighbors", "6"]
+
+
+def test_pretrain_cli_writes_a_backbone_that_loads_into_a_barrier_model(mpt_dir, tmp_path, capsys):
+    out = tmp_path / "pt"
+    assert main(["pretrain", str(mpt_dir), "--output", str(out), *ARGS]) == 0
+    card = json.loads((out / "card.json").read_text())
+    assert card["properties"] == ["bg", "gv", "fe"]
+    assert card["data"]["per_property"] == {"bg": 6, "gv": 6, "fe": 6}
+    assert card["target_mean"][0] == pytest.approx(np.mean([5.0, 0.6, 0, 4.5, 9.0, 0]))
+    losses = card["train_scaled_mae_per_epoch"]
+    assert len(losses) == 3 and losses[-1] < losses[0]
+    model = EmModel(ModelConfig(alignn_layers=1, gcn_layers=1, hidden_features=16))
+    state = torch.load(out / "backbone.pt", weights_only=True)
+    model.load_state_dict(state)
+    # refuses to overwrite
+    assert main(["pretrain", str(mpt_dir), "--output", str(out), *ARGS]) == 2
+    assert "use --overwrite" in capsys.readouterr().err
+
+
+def test_interrupted_pretraining_resumes_to_the_same_weights(mpt_dir, tmp_path, monkeypatch):
+    assert main(["pretrain", str(mpt_dir), "--output", str(tmp_path / "full"), *ARGS]) == 0
+    saves = {"n": 0}
+    real_save = pt._atomic_save
+
+    def save_then_stop(obj, path):
+        real_save(obj, path)
+        saves["n"] += 1
+        if saves["n"] == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(pt, "_atomic_save", save_then_stop)
+    assert main(["pretrain", str(mpt_dir), "--output", str(tmp_path / "cut"), *ARGS]) == 130
+    assert not (tmp_path / "cut" / "backbone.pt").exists()
+    assert main(["pretrain", str(mpt_dir), "--output", str(tmp_path / "cut"), *ARGS]) == 0
+    a = torch.load(tmp_path / "full" / "backbone.pt", weights_only=True)
+    b = torch.load(tmp_path / "cut" / "backbone.pt", weights_only=True)
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], atol=1e-5, rtol=1e-5)
+
+
+def test_unknown_property_is_refused(mpt_dir, tmp_path, capsys):
+    assert main(["pretrain", str(mpt_dir), "--output", str(tmp_path / "x"), "--properties", "bandgap"]) == 2
+    assert "unknown property 'bandgap'" in capsys.readouterr().err
