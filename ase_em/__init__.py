@@ -24,6 +24,10 @@ def __getattr__(name: str):
         from ase_em.predictor import EmPredictor
 
         return EmPredictor
+    if name == "finetune":  # issue 4; the module ase_em.finetune is callable too
+        from ase_em.finetune import finetune
+
+        return finetune
     raise AttributeError(f"module 'ase_em' has no attribute {name!r}")
 
 
@@ -40,4 +44,5 @@ __all__ = [
     "StructureFileError",
     "UnsupportedElementError",
     "__version__",
+    "finetune",
 ]

@@ -158,6 +158,79 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_finetune(args: argparse.Namespace) -> int:
+    """Fine-tune a model on the user's own labelled hops (issue 4; see docs/finetune.md)."""
+    import shlex
+
+    from ase_em.finetune import finetune
+
+    if args.folds is not None and args.val_fraction is not None:
+        raise AseEmError("give --val-fraction or --folds, not both")
+    if Path(sys.argv[0]).name == "ase-em":
+        command = "ase-em " + shlex.join(sys.argv[1:])
+    else:  # called as main(argv): every setting spelled out
+        opts = {
+            "--output": args.output, "--from": args.base, "--strategy": args.strategy,
+            "--epochs": args.epochs, "--batch-size": args.batch_size, "--lr": args.lr,
+            "--weight-decay": args.weight_decay, "--seed": args.seed, "--val-fraction": args.val_fraction,
+            "--folds": args.folds, "--patience": args.patience, "--workdir": args.workdir,
+            "--name": args.name, "--threads": args.threads,
+        }
+        flags = [f for f in ("resume", "overwrite", "skip_invalid") if getattr(args, f)]
+        command = shlex.join(
+            ["ase-em", "finetune", args.data]
+            + [x for k, v in opts.items() if v is not None for x in (k, str(v))]
+            + ["--" + f.replace("_", "-") for f in flags]
+        )
+    try:
+        predictor = finetune(
+            args.data,
+            output=args.output,
+            base=args.base,
+            strategy=args.strategy,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            weight_decay=args.weight_decay,
+            seed=args.seed,
+            val_fraction=0.2 if args.val_fraction is None else args.val_fraction,
+            folds=args.folds,
+            patience=args.patience,
+            threads=args.threads,
+            workdir=args.workdir,
+            resume=args.resume,
+            overwrite=args.overwrite,
+            skip_invalid=args.skip_invalid,
+            name=args.name,
+            command=command,
+        )
+    except KeyboardInterrupt:
+        work = args.workdir or str(Path(args.output) / ".work")
+        print(
+            f"ase-em finetune: interrupted; the checkpoint in {work} is kept: rerun the same "
+            "command with --resume to continue",
+            file=sys.stderr,
+        )
+        return 130
+    card = predictor.card
+    for line in card["data"]["skipped"]:
+        print(f"skipped: {line}", file=sys.stderr)
+    metrics = card["metrics"]
+    print(
+        f"wrote {args.output}: {card['strategy']} fine-tune ({card['strategy_choice']}) of "
+        f"{card['base_model']['name']} on {card['data']['n']} hops, {len(card['members'])} members; "
+        f"{metrics['scheme']}"
+    )
+    for part in ("train", "validation"):
+        if part in metrics:
+            m, b = metrics[part], metrics[f"base_{part}"]
+            print(
+                f"  {part:>10}: MAE {m['mae']:.3f} eV (base model {b['mae']:.3f} eV), "
+                f"RMSE {m['rmse']:.3f} eV, n {m['n']}"
+            )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``ase-em`` with all subcommands."""
     parser = argparse.ArgumentParser(
@@ -215,6 +288,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", default=None, help="checkpoints and graph cache (default: OUTPUT/.work)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.set_defaults(func=cmd_train)
+
+    # --- finetune (issue 4) ---
+    p = sub.add_parser(
+        "finetune",
+        help="fine-tune a model on your own DFT barriers (CSV, em619 JSON or band5 extxyz/traj)",
+        description="Fine-tune each member of a trained model on labelled hops. DATA: a CSV with "
+        "columns id,initial,final,em (optional ion_index) or id,images,em (paths relative to the "
+        "CSV), an em619 JSON file, or an extxyz/traj of band5 frames with 'em' in their info. "
+        "Every row is checked before training. See docs/finetune.md.",
+    )
+    p.add_argument("data", help="labelled hops: .csv, .json (em619) or .extxyz/.xyz/.traj (band5)")
+    p.add_argument("--output", required=True, help="model directory to write")
+    p.add_argument("--from", dest="base", default=None, metavar="MODEL",
+                   help="model to start from: directory or shipped name (default: shipped model)")
+    p.add_argument("--strategy", choices=["head", "partial", "full"], default=None,
+                   help="what trains: the output head; the last (graph convolution) layers and the "
+                   "head; or everything (default: head < 50 hops, partial < 300, else full)")
+    p.add_argument("--epochs", type=int, default=50, help="most epochs per member (default 50)")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=None,
+                   help="peak learning rate (default: head 1e-3, partial 5e-4, full 2e-4)")
+    p.add_argument("--weight-decay", type=float, default=1e-5)
+    p.add_argument("--seed", type=int, default=0, help="seed of split, shuffling and initial RNG")
+    p.add_argument("--val-fraction", type=float, default=None,
+                   help="share of hops held out for validation and early stopping (default 0.2; 0: none)")
+    p.add_argument("--folds", type=int, default=None,
+                   help="K-fold CV instead: K members, member k early-stopped on fold k; out-of-fold figures")
+    p.add_argument("--patience", type=int, default=10,
+                   help="stop a member after this many epochs without a better validation MAE")
+    p.add_argument("--workdir", default=None, help="checkpoints and graph cache (default: OUTPUT/.work)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoint")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a model in OUTPUT, discarding an old checkpoint")
+    p.add_argument("--skip-invalid", action="store_true",
+                   help="skip (and list) rows whose structures are not a valid hop")
+    p.add_argument("--name", default=None, help="model name on the card (default: directory name)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.set_defaults(func=cmd_finetune)
     return parser
 
 

@@ -1,15 +1,36 @@
-"""Labelled data files -> hops and barriers, with errors that name the row."""
+"""Labelled data files -> hops and barriers, with errors that name the row.
+
+Formats (:func:`load_labelled` picks one from the file suffix):
+
+* ``.json``: a list of em619 records (band5 ``atoms`` or ``atoms_ini``/``atoms_fin``,
+  barrier in ``target``), :func:`load_em619`;
+* ``.csv``: a header and one hop per row, columns ``id,initial,final,em`` (optional
+  ``ion_index``) or ``id,images,em``; structure paths are relative to the CSV's folder,
+  :func:`load_csv`;
+* ``.extxyz`` / ``.xyz`` / ``.traj``: one band5 structure per frame with the barrier in
+  the frame's info (``em``), :func:`load_band_frames`.
+
+Every loader checks the whole file and raises one :class:`DataFileError` listing every bad
+row (one line each), so nothing is trained on a half-valid file.
+"""
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ase_em.errors import AseEmError, DataFileError, StructureFileError
-from ase_em.hop import Hop
+from ase_em.hop import Hop, to_atoms
+
+CSV_SUFFIXES = (".csv",)
+JSON_SUFFIXES = (".json",)
+BAND_SUFFIXES = (".extxyz", ".xyz", ".traj")
 
 
 @dataclass
@@ -23,6 +44,7 @@ class LabelledHops:
         path: the file they came from.
         sha256: checksum of that file.
         skipped: one line per record left out (only when asked to skip invalid rows).
+        format: "em619", "csv" or "band" (what :func:`load_labelled` read).
     """
 
     names: list[str]
@@ -31,6 +53,7 @@ class LabelledHops:
     path: str
     sha256: str
     skipped: list[str] = field(default_factory=list)
+    format: str = "em619"
 
 
 def file_sha256(path: str | Path) -> str:
@@ -90,6 +113,7 @@ def load_em619(path: str | Path, *, skip_invalid: bool = False, need_target: boo
                 continue
         try:
             hop = Hop.from_record(rec, name=name)
+            _check_hop_elements(hop)
         except AseEmError as exc:
             msg = f"{where}: {str(exc).removeprefix(name + ': ')}"
             (out.skipped if skip_invalid else problems).append(msg)
@@ -100,3 +124,315 @@ def load_em619(path: str | Path, *, skip_invalid: bool = False, need_target: boo
     if problems:
         raise DataFileError(str(p), problems)
     return out
+
+
+def load_labelled(path: str | Path, *, skip_invalid: bool = False) -> LabelledHops:
+    """Read labelled hops from a CSV, em619 JSON or band5 extxyz/traj file.
+
+    Args:
+        path: the data file; its suffix picks the reader (``.csv``, ``.json``,
+            ``.extxyz``/``.xyz``/``.traj``).
+        skip_invalid: leave out rows whose structures do not form a valid hop (listed in
+            ``skipped``); rows with a bad id or barrier always raise.
+
+    Returns:
+        The labelled hops, in file order.
+
+    Raises:
+        StructureFileError: the file is missing, unreadable or of an unknown type.
+        DataFileError: one or more rows are bad (all of them are listed, one line each).
+    """
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix in CSV_SUFFIXES:
+        return load_csv(p, skip_invalid=skip_invalid)
+    if suffix in JSON_SUFFIXES:
+        return load_em619(p, skip_invalid=skip_invalid)
+    if suffix in BAND_SUFFIXES:
+        return load_band_frames(p, skip_invalid=skip_invalid)
+    raise StructureFileError(
+        f"{p}: unknown data file type {p.suffix or '(no suffix)'!r}; expected .csv "
+        "(id,initial,final,em or id,images,em), .json (em619 records) or "
+        ".extxyz/.xyz/.traj (band5 frames with 'em' in their info)"
+    )
+
+
+def parse_barrier(value: Any) -> tuple[float | None, str | None]:
+    """Parse a barrier (eV): a finite number >= 0.
+
+    Args:
+        value: the cell text or info value.
+
+    Returns:
+        (barrier, None) if valid, else (None, reason).
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None, "missing barrier (eV)"
+    if isinstance(value, bool):
+        return None, f"{value!r} is not a number"
+    try:
+        em = float(value.strip() if isinstance(value, str) else value)
+    except (TypeError, ValueError):
+        return None, f"{value!r} is not a number"
+    if not math.isfinite(em):
+        return None, f"{value!r} is not finite"
+    if em < 0:
+        return None, f"{em:g} eV is negative (a barrier is >= 0 eV)"
+    return em, None
+
+
+def load_csv(path: str | Path, *, skip_invalid: bool = False) -> LabelledHops:
+    """Read a CSV of hops and barriers.
+
+    Columns (header required, names case-insensitive, extra columns ignored): ``id``
+    (unique), ``em`` (barrier, eV), and either ``initial`` and ``final`` (endpoint
+    structure files, optional ``ion_index``) or ``images`` (one multi-frame NEB file whose
+    first and last frames are the endpoints). When both kinds of column exist, each row
+    fills one of them. Relative paths are taken from the CSV's folder.
+
+    Args:
+        path: the CSV file.
+        skip_invalid: leave out rows whose structures do not form a valid hop (listed in
+            ``skipped``); rows with a bad id or barrier always raise.
+
+    Returns:
+        The labelled hops (``format="csv"``).
+
+    Raises:
+        StructureFileError: the CSV is missing or unreadable.
+        DataFileError: a bad header or bad rows (one line per row, naming row, column and
+            reason).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise StructureFileError(f"{p}: no such file")
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StructureFileError(f"{p}: not a readable text file ({exc})") from None
+    reader = csv.reader(io.StringIO(text))
+    try:
+        table = [(reader.line_num, row) for row in reader]
+    except csv.Error as exc:
+        raise StructureFileError(f"{p}: not a readable CSV file ({exc})") from None
+    table = [(line, row) for line, row in table if any(c.strip() for c in row)]
+    if not table:
+        raise DataFileError(str(p), [f"{p}: empty file (expected a header id,initial,final,em)"])
+    header = [c.strip().lower() for c in table[0][1]]
+    _check_csv_header(p, header)
+    base = p.parent
+    out = LabelledHops([], [], [], str(p), file_sha256(p), format="csv")
+    problems: list[str] = []
+    seen: dict[str, int] = {}
+    for k, (line, row) in enumerate(table[1:], start=1):
+        where = f"{p}: row {k} (line {line}"
+        if len(row) != len(header):
+            problems.append(f"{where}): has {len(row)} fields, the header has {len(header)}")
+            continue
+        cells = {h: c.strip() for h, c in zip(header, row, strict=True)}
+        row_id = cells["id"]
+        where += f", id {row_id!r})" if row_id else ")"
+        bad: list[str] = []  # id and barrier problems: always fatal
+        if not row_id:
+            bad.append("column 'id': empty")
+        elif row_id in seen:
+            bad.append(f"column 'id': duplicate of row {seen[row_id]}")
+        else:
+            seen[row_id] = k
+        em, why = parse_barrier(cells["em"])
+        if why:
+            bad.append(f"column 'em': {why}")
+        hop, hop_problems = _csv_hop(cells, base, row_id or f"row {k}")
+        if bad:
+            problems.append(f"{where}: " + "; ".join(bad + hop_problems))
+            continue
+        if hop_problems:
+            (out.skipped if skip_invalid else problems).append(f"{where}: " + "; ".join(hop_problems))
+            continue
+        out.names.append(row_id)
+        out.hops.append(hop)
+        out.targets.append(float(em))
+    if problems:
+        raise DataFileError(str(p), problems)
+    if not out.hops:
+        raise DataFileError(str(p), [f"{p}: no valid hops (the file has a header but no usable rows)"])
+    return out
+
+
+def load_band_frames(path: str | Path, *, skip_invalid: bool = False) -> LabelledHops:
+    """Read band5 structures (one hop per frame) with the barrier in each frame's info.
+
+    Each frame holds the five ion images at sites 0-4 followed by the host (as in the
+    em619 band5 records) and ``em`` (eV) in its info; an ``id`` or ``name`` in the info
+    names the hop (default ``frame-N``).
+
+    Args:
+        path: an extxyz, xyz or ASE traj file.
+        skip_invalid: leave out frames that are not valid hops (listed in ``skipped``);
+            frames with a bad id or barrier always raise.
+
+    Returns:
+        The labelled hops (``format="band"``).
+
+    Raises:
+        StructureFileError: the file is missing or unreadable.
+        DataFileError: bad frames (one line each, naming frame, field and reason).
+    """
+    from ase.io import read
+
+    p = Path(path)
+    if not p.is_file():
+        raise StructureFileError(f"{p}: no such file")
+    try:
+        frames = read(p, index=":")
+    except Exception as exc:  # ASE raises many types for unreadable files
+        raise StructureFileError(f"{p}: cannot read structures ({exc})") from None
+    frames = frames if isinstance(frames, list) else [frames]
+    if not frames:
+        raise DataFileError(str(p), [f"{p}: holds no frames"])
+    out = LabelledHops([], [], [], str(p), file_sha256(p), format="band")
+    problems: list[str] = []
+    seen: dict[str, int] = {}
+    for i, atoms in enumerate(frames):
+        info = atoms.info
+        name = str(info.get("id", info.get("name", f"frame-{i}")))
+        where = f"{p}: frame {i} (id {name!r})"
+        bad: list[str] = []
+        if name in seen:
+            bad.append(f"field 'id': duplicate of frame {seen[name]}")
+        else:
+            seen[name] = i
+        em, why = parse_barrier(info.get("em"))
+        if why:
+            bad.append(f"field 'em': {why}")
+        hop_problems: list[str] = []
+        hop = None
+        try:
+            if not all(atoms.pbc) or abs(atoms.cell.volume) < 1e-6:
+                raise StructureFileError("not a periodic crystal (needs a 3D cell with pbc)")
+            hop = Hop.from_band(atoms, name=name)
+            _check_hop_elements(hop)
+        except AseEmError as exc:
+            hop_problems.append("structure: " + _strip(str(exc), name, "band"))
+        if bad:
+            problems.append(f"{where}: " + "; ".join(bad + hop_problems))
+            continue
+        if hop_problems:
+            (out.skipped if skip_invalid else problems).append(f"{where}: " + "; ".join(hop_problems))
+            continue
+        out.names.append(name)
+        out.hops.append(hop)
+        out.targets.append(float(em))
+    if problems:
+        raise DataFileError(str(p), problems)
+    return out
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _check_csv_header(p: Path, header: list[str]) -> None:
+    problems = []
+    dup = sorted({h for h in header if header.count(h) > 1 and h})
+    if dup:
+        problems.append(f"{p}: header: duplicate column(s) {', '.join(dup)}")
+    for col in ("id", "em"):
+        if col not in header:
+            problems.append(f"{p}: header: missing column {col!r}")
+    has_pair = "initial" in header and "final" in header
+    if not has_pair and "images" not in header:
+        missing = [c for c in ("initial", "final") if c not in header]
+        problems.append(
+            f"{p}: header: missing column(s) {', '.join(map(repr, missing))} "
+            "(or an 'images' column naming NEB files)"
+        )
+    if problems:
+        raise DataFileError(str(p), problems + [f"{p}: header read: {','.join(header)}"])
+
+
+def _csv_hop(cells: dict[str, str], base: Path, label: str) -> tuple[Hop | None, list[str]]:
+    """The hop of one CSV row, or the list of its problems (``column 'x': reason``)."""
+    images = cells.get("images", "")
+    initial, final = cells.get("initial", ""), cells.get("final", "")
+    problems: list[str] = []
+    ion_index = None
+    text = cells.get("ion_index", "")
+    if text:
+        try:
+            ion_index = int(text)
+        except ValueError:
+            problems.append(f"column 'ion_index': {text!r} is not an integer")
+    if images and (initial or final):
+        return None, problems + ["columns 'images' and 'initial'/'final': give one or the other"]
+    if not images and "initial" not in cells:
+        return None, problems + ["column 'images': empty"]
+    if images:
+        col = "images"
+        frames, why = _read_frames_cell(images, base)
+        if not why and len(frames) < 2:
+            why = f"{images!r} holds {len(frames)} frame(s); NEB images need at least two"
+        if why:
+            return None, problems + [f"column 'images': {why}"]
+        a, b = frames[0], frames[-1]
+    else:
+        col = "initial/final"
+        ends = {}
+        for role, value in (("initial", initial), ("final", final)):
+            if not value:
+                problems.append(f"column {role!r}: empty")
+                continue
+            frames, why = _read_frames_cell(value, base)
+            if why:
+                problems.append(f"column {role!r}: {why}")
+            else:
+                ends[role] = frames[-1]
+        if problems:
+            return None, problems
+        a, b = ends["initial"], ends["final"]
+    if problems:
+        return None, problems
+    try:
+        hop = Hop.from_endpoints(a, b, ion_index=ion_index, name=label)
+    except AseEmError as exc:
+        return None, [f"column '{col}': {_strip(str(exc), label, 'endpoints')}"]
+    try:
+        _check_hop_elements(hop)
+    except AseEmError as exc:
+        return None, [f"column '{col}': {_strip(str(exc), label, 'hop')}"]
+    return hop, []
+
+
+def _read_frames_cell(value: str, base: Path) -> tuple[list, str | None]:
+    """Frames of the structure file a CSV cell names (relative to ``base``)."""
+    from ase.io import read
+
+    path = Path(value)
+    path = path if path.is_absolute() else base / path
+    if not path.is_file():
+        return [], f"no such file {value!r} (looked for {path})"
+    try:
+        frames = read(path, index=":")
+    except Exception as exc:  # ASE raises many types for unreadable files
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return [], f"cannot read a structure from {value!r} ({first})"
+    frames = frames if isinstance(frames, list) else [frames]
+    if not frames:
+        return [], f"{value!r} holds no structure"
+    try:
+        frames = [to_atoms(f, role=value) for f in frames]
+    except AseEmError as exc:
+        return [], str(exc)
+    return frames, None
+
+
+def _check_hop_elements(hop: Hop) -> None:
+    from ase_em.graph import check_elements
+
+    check_elements((hop.ion, *hop.host_symbols), hop.name or "hop")
+
+
+def _strip(message: str, *prefixes: str) -> str:
+    """The message without a leading ``name: `` that repeats the row's label."""
+    for prefix in prefixes:
+        message = message.removeprefix(f"{prefix}: ")
+    return message
