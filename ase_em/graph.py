@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -36,17 +37,14 @@ TIE_TOLERANCE = 1e-4  # A: neighbours this close to the last kept distance are k
 def feature_table() -> torch.Tensor:
     """CGCNN atom features (the reference's choice), indexed by atomic number.
 
+    The table is jarvis-tools' CGCNN table for Z = 1..100, stored in the package
+    (``cgcnn_features.npy``) because reading it through jarvis costs seconds at start-up;
+    ``tests/test_graph.py`` checks it against jarvis.
+
     Returns:
         (MAX_Z + 1, 92) float32 table; row 0 is unused.
     """
-    from ase.data import chemical_symbols
-    from jarvis.core.specie import get_node_attributes
-
-    rows = [np.zeros(92)] + [
-        np.asarray(get_node_attributes(chemical_symbols[z], atom_features="cgcnn"), float)
-        for z in range(1, MAX_Z + 1)
-    ]
-    return torch.as_tensor(np.stack(rows), dtype=torch.float32)
+    return torch.from_numpy(np.load(Path(__file__).with_name("cgcnn_features.npy")))
 
 
 @dataclass
