@@ -271,3 +271,20 @@ def bulk_with_unknown_element() -> tuple[Atoms, Atoms]:
     for atoms in (ini, fin):
         atoms.symbols = ["Og" if s == "F" else s for s in atoms.get_chemical_symbols()]
     return ini, fin
+
+
+def test_example_csv_is_valid_and_matches_its_train_records():
+    from tests.conftest import EXAMPLES
+
+    data = load_labelled(EXAMPLES / "finetune" / "hops.csv")
+    assert len(data.hops) == 12 and data.format == "csv"
+    assert {h.ion for h in data.hops} == {"Li", "Na", "K", "Mg", "Ca"}
+    train = EXAMPLES.parent.parent / "shared" / "data" / "em619" / "band5_train.json"
+    if not train.is_file():
+        pytest.skip("em619 TRAIN file not present")
+    records = {r["sys_name"]: r for r in json.loads(train.read_text())}
+    for name, hop, em in zip(data.names, data.hops, data.targets, strict=True):
+        band = Hop.from_record(records[name])
+        assert em == records[name]["target"]
+        np.testing.assert_allclose(hop.end - hop.start, band.end - band.start, atol=1e-5)
+        np.testing.assert_allclose(hop.host_positions, band.host_positions, atol=1e-5)

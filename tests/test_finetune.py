@@ -345,3 +345,17 @@ def test_finetune_is_callable_from_the_package(hops_csv, base_dir, tmp_path):
     with pytest.raises(AseEmError, match="--epochs must be >= 1"):
         ase_em.finetune(hops_csv, base=base_dir, output=tmp_path / "z", epochs=0)
     assert not (tmp_path / "z").exists()
+
+
+def test_example_script_runs(base_dir, tmp_path, capsys):
+    import importlib.util
+
+    from tests.conftest import EXAMPLES
+
+    spec = importlib.util.spec_from_file_location("finetune_example", EXAMPLES / "finetune_example.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    tuned = example.main(["--from", str(base_dir), "--output", str(tmp_path / "ex"), "--epochs", "1"])
+    out = capsys.readouterr().out
+    assert "9 train / 3 validation hops" in out and "LiFePO4 Li hop: base" in out
+    assert tuned.card["data"]["n"] == 12 and tuned.card["strategy"] == "head"
