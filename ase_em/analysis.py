@@ -1,0 +1,221 @@
+"""Migration-barrier analysis of a crystal: hop network, hop table, percolation, plot.
+
+Example::
+
+    from ase_em.analysis import MigrationBarrierAnalyzer
+
+    an = MigrationBarrierAnalyzer("LiFePO4.cif", "Li", max_distance=5.0)
+    print(an.format_table())
+    an.percolation            # {1: 0.3, 2: 0.9, 3: None}  (eV)
+    an.plot_network("net.png")
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ase_em.migration_graph import (
+    DEFAULT_MAX_DISTANCE,
+    DEFAULT_MIN_LENGTH,
+    DEFAULT_SYMPREC,
+    StructureInput,
+    check_ion,
+    edge_table,
+    migration_graph_with_em,
+    to_structure,
+)
+from ase_em.percolation import PeriodicEdge, percolation_barriers
+
+if TYPE_CHECKING:
+    from pymatgen.analysis.diffusion.neb.full_path_mapper import MigrationGraph
+
+    from ase_em.predictor import EmPredictor
+
+
+@dataclass(frozen=True)
+class HopRow:
+    """One unique (symmetry-distinct) hop of the network.
+
+    Attributes:
+        label: MigrationGraph's ``hop_label``.
+        length: hop length (A).
+        em: predicted barrier (eV); None for a blocked hop (path through a host atom).
+        em_std: ensemble spread (eV); None for a single model or a blocked hop.
+        multiplicity: number of symmetry-equivalent hops per unit cell.
+        blocked: why the hop is blocked, else None.
+    """
+
+    label: int
+    length: float
+    em: float | None
+    em_std: float | None
+    multiplicity: int
+    blocked: str | None = None
+
+
+def graph_percolation_barriers(mg: MigrationGraph) -> dict[int, float | None]:
+    """Percolation barriers (eV) of a graph labelled by :func:`label_migration_graph`.
+
+    Args:
+        mg: the labelled MigrationGraph (edges carry ``em`` and ``to_jimage``).
+
+    Returns:
+        ``{1: E1, 2: E2, 3: E3}`` in eV, None where the hops do not percolate in that many
+        dimensions (see :mod:`ase_em.percolation`).
+    """
+    edges = [PeriodicEdge(e["u"], e["v"], e["to_jimage"], e["em"]) for e in edge_table(mg)]
+    return percolation_barriers(edges, n_sites=len(mg.only_sites))
+
+
+class MigrationBarrierAnalyzer:
+    """Barriers of every hop of an ion in a crystal, and what they add up to.
+
+    Args:
+        structure: the crystal with all sites of the ion occupied (pymatgen Structure,
+            ASE Atoms or a structure file such as a CIF).
+        ion: element of the migrating ion, e.g. "Li".
+        max_distance: longest ion-ion hop considered (A).
+        predictor: the predictor (default: the shipped model).
+        min_length: smallest vacancy-supercell width (A) of the bands
+            (see :mod:`ase_em.migration_graph`).
+        symprec: symmetry precision for grouping equivalent hops.
+
+    Attributes:
+        structure: the pymatgen Structure.
+        ion: the migrating ion.
+        graph: the MigrationGraph with ``em``, ``em_std`` and ``cost`` on every edge.
+    """
+
+    def __init__(
+        self,
+        structure: StructureInput,
+        ion: str,
+        *,
+        max_distance: float = DEFAULT_MAX_DISTANCE,
+        predictor: EmPredictor | None = None,
+        min_length: float = DEFAULT_MIN_LENGTH,
+        symprec: float = DEFAULT_SYMPREC,
+    ) -> None:
+        """Build and label the migration graph (one prediction per unique hop)."""
+        self.structure = to_structure(structure)
+        check_ion(self.structure, ion)
+        self.ion = ion
+        self.max_distance = float(max_distance)
+        self.graph = migration_graph_with_em(
+            self.structure, ion, max_distance, predictor, min_length=min_length, symprec=symprec
+        )
+
+    @cached_property
+    def hops(self) -> list[HopRow]:
+        """The unique hops, shortest first."""
+        counts: dict[int, int] = {}
+        for _, _, d in self.graph.m_graph.graph.edges(data=True):
+            counts[d["hop_label"]] = counts.get(d["hop_label"], 0) + 1
+        rows = []
+        for label, d in self.graph.unique_hops.items():
+            blocked = d.get("em_blocked")
+            rows.append(
+                HopRow(
+                    label=int(label),
+                    length=float(d["hop"].length),
+                    em=None if blocked else float(d["em"]),
+                    em_std=None if blocked or d["em_std"] is None else float(d["em_std"]),
+                    multiplicity=counts[label],
+                    blocked=blocked,
+                )
+            )
+        return sorted(rows, key=lambda r: (r.length, r.label))
+
+    @cached_property
+    def percolation(self) -> dict[int, float | None]:
+        """Percolation barriers ``{1: E1, 2: E2, 3: E3}`` (eV; None: no percolation)."""
+        return graph_percolation_barriers(self.graph)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary: structure, ion, max_distance, hops and percolation (eV, A)."""
+        return {
+            "formula": self.structure.composition.reduced_formula,
+            "n_sites": len(self.structure),
+            "ion": self.ion,
+            "max_distance": self.max_distance,
+            "hops": [asdict(r) for r in self.hops],
+            "percolation": {f"{d}D": e for d, e in self.percolation.items()},
+        }
+
+    def format_table(self) -> str:
+        """The hop table and the percolation barriers as text."""
+        lines = [f"{'hop':>4} {'length/A':>9} {'Em/eV':>7} {'std/eV':>7} {'per cell':>8}"]
+        for r in self.hops:
+            em = "blocked" if r.em is None else f"{r.em:.3f}"
+            std = "-" if r.em_std is None else f"{r.em_std:.3f}"
+            lines.append(f"{r.label:>4} {r.length:>9.3f} {em:>7} {std:>7} {r.multiplicity:>8}")
+        perc = "  ".join(
+            f"{d}D {'none' if e is None else f'{e:.3f}'}" for d, e in self.percolation.items()
+        )
+        lines.append(f"percolation barrier (eV): {perc}")
+        return "\n".join(lines)
+
+    def plot_network(self, path: str | os.PathLike, *, dpi: int = 150) -> Path:
+        """Draw the hop network in the unit cell, hops coloured by Em, as a PNG.
+
+        Sites of the ion are dots; each hop is a segment from its site to the neighbour
+        it reaches (which may lie in the next cell); blocked hops are grey dashes.
+
+        Args:
+            path: output file (PNG).
+            dpi: resolution.
+
+        Returns:
+            The path written.
+        """
+        from matplotlib import colormaps
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.cm import ScalarMappable
+        from matplotlib.colors import Normalize
+        from matplotlib.figure import Figure
+        from mpl_toolkits.mplot3d.art3d import Line3DCollection
+
+        fig = Figure(figsize=(6.4, 5.2))
+        FigureCanvasAgg(fig)  # no pyplot, no global backend change
+        ax = fig.add_subplot(projection="3d")
+        m = self.structure.lattice.matrix  # (3, 3)
+        corners = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)]) @ m  # (8, 3)
+        cell_edges = [
+            (corners[a], corners[b])
+            for a in range(8)
+            for b in range(a + 1, 8)
+            if bin(a ^ b).count("1") == 1
+        ]
+        ax.add_collection3d(Line3DCollection(cell_edges, colors="0.6", linewidths=0.8))
+        edges = edge_table(self.graph)
+        finite = [e for e in edges if math.isfinite(e["em"])]
+        ems = np.array([e["em"] for e in finite])
+        norm = Normalize(*((float(ems.min()), float(ems.max())) if len(ems) else (0.0, 1.0)))
+        cmap = colormaps["viridis"]
+        if finite:
+            segs = [(e["ipos_cart"], e["epos_cart"]) for e in finite]
+            ax.add_collection3d(Line3DCollection(segs, colors=cmap(norm(ems)), linewidths=2.5))
+        blocked = [(e["ipos_cart"], e["epos_cart"]) for e in edges if not math.isfinite(e["em"])]
+        if blocked:
+            ax.add_collection3d(Line3DCollection(blocked, colors="0.5", linewidths=1.0, linestyles="--"))
+        sites = np.array(self.graph.only_sites.cart_coords)  # (S, 3)
+        ax.scatter(*sites.T, color="k", s=18, depthshade=False)
+        ends = np.array([p for e in edges for p in (e["ipos_cart"], e["epos_cart"])] + list(corners))
+        lo, hi = ends.min(0), ends.max(0)
+        ax.set(xlim=(lo[0], hi[0]), ylim=(lo[1], hi[1]), zlim=(lo[2], hi[2]),
+               xlabel="x (A)", ylabel="y (A)", zlabel="z (A)")
+        ax.set_box_aspect(np.maximum(hi - lo, 1e-3))
+        fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, shrink=0.7, pad=0.12, label="Em (eV)")
+        perc = ", ".join(f"{d}D {'-' if e is None else f'{e:.2f}'}" for d, e in self.percolation.items())
+        ax.set_title(f"{self.structure.composition.reduced_formula}: {self.ion} hops "
+                     f"(<= {self.max_distance:g} A)\npercolation (eV): {perc}", fontsize=10)
+        out = Path(path)
+        fig.savefig(out, dpi=dpi)
+        return out
