@@ -291,10 +291,35 @@ def test_broken_csv_names_every_row_and_writes_nothing(base_dir, tmp_path, capsy
 # ---------------------------------------------------------------------- resume
 
 
-def test_interrupted_run_resumes_to_the_same_model(hops_csv, base_dir, tmp_path, capsys):
-    common = dict(base=base_dir, strategy="full", epochs=3, batch_size=3, lr=2e-3, seed=7, progress=False)
-    ref = ase_em.finetune(hops_csv, output=tmp_path / "ref", **common)
-    before, after = state(base_dir), state(tmp_path / "ref")
+FULL = dict(strategy="full", epochs=3, batch_size=3, lr=2e-3, seed=7, progress=False)
+
+
+@pytest.fixture(scope="module")
+def full_ref(hops_csv, base_dir, tmp_path_factory) -> Path:
+    """An uninterrupted full fine-tune, the reference of the resume tests."""
+    out = tmp_path_factory.mktemp("ref") / "ref"
+    ase_em.finetune(hops_csv, output=out, base=base_dir, **FULL)
+    return out
+
+
+def assert_same_run(out: Path, ref: Path) -> None:
+    a, b = state(ref), state(out)
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], atol=1e-5, rtol=0)
+    log, ref_log = read_log(out / "log.csv"), read_log(ref / "log.csv")
+    assert [(r["member"], r["epoch"]) for r in log] == [(r["member"], r["epoch"]) for r in ref_log]
+    for r, q in zip(log, ref_log, strict=True):  # CPU sums differ in the last bit between any two runs
+        assert float(r["val_mae"]) == pytest.approx(float(q["val_mae"]), abs=1e-5)
+        assert float(r["train_mae"]) == pytest.approx(float(q["train_mae"]), abs=1e-5)
+    hop = Hop.from_endpoints(*lif_hop(5))
+    resumed = ase_em.EmPredictor.from_pretrained(out).predict_one(hop)
+    assert resumed.em == pytest.approx(ase_em.EmPredictor.from_pretrained(ref).predict_one(hop).em, abs=1e-5)
+    assert not (out / ".work").exists()
+
+
+def test_interrupted_run_resumes_to_the_same_model(hops_csv, base_dir, full_ref, tmp_path):
+    common = dict(base=base_dir, **FULL)
+    before, after = state(base_dir), state(full_ref)
     for k in before:  # "full" trains every weight matrix
         if k.endswith(".weight") and after[k].dim() == 2:
             assert not torch.equal(before[k], after[k]), k
@@ -322,18 +347,29 @@ def test_interrupted_run_resumes_to_the_same_model(hops_csv, base_dir, tmp_path,
     argv = ["finetune", str(hops_csv), "--from", str(base_dir), "--output", str(out), "--strategy", "full",
             "--epochs", "3", "--batch-size", "3", "--lr", "2e-3", "--seed", "7", "--resume", "--threads", "1"]
     assert main(argv) == 0
-    a, b = state(tmp_path / "ref"), state(out)
-    for k in a:
-        torch.testing.assert_close(b[k], a[k], atol=1e-5, rtol=0)
-    log, ref_log = read_log(out / "log.csv"), read_log(tmp_path / "ref/log.csv")
-    assert [(r["member"], r["epoch"]) for r in log] == [(r["member"], r["epoch"]) for r in ref_log]
-    for r, q in zip(log, ref_log, strict=True):  # CPU sums differ in the last bit between any two runs
-        assert float(r["val_mae"]) == pytest.approx(float(q["val_mae"]), abs=1e-5)
-        assert float(r["train_mae"]) == pytest.approx(float(q["train_mae"]), abs=1e-5)
-    hop = Hop.from_endpoints(*lif_hop(5))
-    resumed = ase_em.EmPredictor.from_pretrained(out).predict_one(hop)
-    assert resumed.em == pytest.approx(ref.predict_one(hop).em, abs=1e-5)
-    assert not (out / ".work").exists()
+    assert_same_run(out, full_ref)
+
+
+def test_killed_run_resumes_to_the_same_model(hops_csv, base_dir, full_ref, tmp_path):
+    """SIGKILL (no handler runs) in a child process after 4 member-epochs, then --resume."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "killed"
+    script = (
+        "import os, signal, torch, ase_em\n"
+        "torch.set_num_threads(1)\n"
+        "def kill(row):\n"
+        "    if (row.member, row.epoch) == (1, 1):\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)\n"
+        f"ase_em.finetune({str(hops_csv)!r}, output={str(out)!r}, base={str(base_dir)!r}, callback=kill,"
+        f" **{FULL!r})\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == -9, done.stderr[-2000:]
+    assert (out / ".work/finetune.ckpt").is_file() and not (out / "model.pt").exists()
+    ase_em.finetune(hops_csv, output=out, base=base_dir, resume=True, **FULL)
+    assert_same_run(out, full_ref)
 
 
 def test_finetune_is_callable_from_the_package(hops_csv, base_dir, tmp_path):
