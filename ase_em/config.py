@@ -75,8 +75,6 @@ def from_dict(cls: type, data: dict[str, Any]) -> Any:
     return cls(**data)
 
 
-
-
 @dataclass(frozen=True)
 class TrainConfig:
     """Optimisation settings.

@@ -132,9 +132,7 @@ def build_graph(band: Atoms, config: GraphConfig, *, n_ion_images: int = N_IMAGE
     return BandGraph(z=z, src=src, dst=dst, r=r.float(), lg_src=lg_src, lg_dst=lg_dst, n_ion=n_ion_images)
 
 
-def _nearest_with_ties(
-    src: torch.Tensor, dist: torch.Tensor, k: int, n: int
-) -> torch.Tensor:
+def _nearest_with_ties(src: torch.Tensor, dist: torch.Tensor, k: int, n: int) -> torch.Tensor:
     """Indices of edges among the k nearest of their source atom, ties included."""
     order = torch.argsort(dist)
     src_o = order[torch.argsort(src[order], stable=True)]  # grouped by src, by distance

@@ -167,7 +167,9 @@ class Hop:
                 "%s: the hop of atom %d spans about half the cell (fractional %s); its "
                 "direction is taken from the coordinates as given; a larger supercell "
                 "removes the ambiguity",
-                where, k, np.round(disp[k], 3).tolist(),
+                where,
+                k,
+                np.round(disp[k], 3).tolist(),
             )
         start = a.positions[k].copy()
         keep = np.arange(len(a)) != k
@@ -210,9 +212,7 @@ class Hop:
             raise StructureFileError(
                 f"{label}: {len(frames)} frame(s); NEB images need at least two (the endpoints)"
             )
-        return cls.from_endpoints(
-            frames[0], frames[-1], ion_index=ion_index, name=name or label
-        )
+        return cls.from_endpoints(frames[0], frames[-1], ion_index=ion_index, name=name or label)
 
     @classmethod
     def from_band(cls, band: Atoms, *, name: str | None = None) -> Hop:
@@ -370,9 +370,7 @@ def jarvis_dict_to_atoms(d: Mapping[str, Any], label: str = "record") -> Atoms:
     except (KeyError, TypeError, ValueError) as exc:
         raise StructureFileError(f"{label}: malformed JARVIS atoms dict ({exc!r})") from None
     if len(elements) != len(coords):
-        raise StructureFileError(
-            f"{label}: {len(elements)} elements but {len(coords)} coordinates"
-        )
+        raise StructureFileError(f"{label}: {len(elements)} elements but {len(coords)} coordinates")
     positions = coords if cartesian else coords @ cell
     try:
         return Atoms(symbols=elements, positions=positions, cell=cell, pbc=True)

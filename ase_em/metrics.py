@@ -7,7 +7,9 @@ import numpy as np
 GOOD_CONDUCTOR_EV = 0.65
 
 
-def barrier_metrics(target: np.ndarray, pred: np.ndarray, threshold: float = GOOD_CONDUCTOR_EV) -> dict[str, float]:
+def barrier_metrics(
+    target: np.ndarray, pred: np.ndarray, threshold: float = GOOD_CONDUCTOR_EV
+) -> dict[str, float]:
     """MAE, RMSE, R2, and accuracy/precision/recall of the class Em < threshold.
 
     Args:

@@ -132,14 +132,20 @@ def pretrain(
         graphs = [BandGraph(**g) for g in blob["graphs"]]
         prop, target = blob["prop"].numpy(), blob["target"].numpy()
     else:
-        structures, prop, target = load_mpt(directory, properties, max_per_property=max_per_property, seed=seed)
+        structures, prop, target = load_mpt(
+            directory, properties, max_per_property=max_per_property, seed=seed
+        )
         graphs = [
             build_graph(a, graph_config, n_ion_images=0)
             for a in tqdm(structures, desc="graphs", unit="structure", disable=None)
         ]
         torch.save(
-            {"key": key, "graphs": [vars(g) for g in graphs], "prop": torch.as_tensor(prop),
-             "target": torch.as_tensor(target)},
+            {
+                "key": key,
+                "graphs": [vars(g) for g in graphs],
+                "prop": torch.as_tensor(prop),
+                "target": torch.as_tensor(target),
+            },
             cache,
         )
     mean = np.array([target[prop == p].mean() for p in range(len(properties))])
@@ -181,7 +187,12 @@ def pretrain(
         bar.set_postfix(scaled_mae=f"{total / n:.3f}")
         logger.info("pretrain epoch %d: scaled MAE %.4f", epoch + 1, total / n)
         _atomic_save(
-            {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "epoch": epoch + 1},
+            {
+                "model": model.state_dict(),
+                "opt": opt.state_dict(),
+                "sched": sched.state_dict(),
+                "epoch": epoch + 1,
+            },
             ckpt,
         )
     out.mkdir(parents=True, exist_ok=True)
@@ -197,7 +208,10 @@ def pretrain(
         "properties": properties,
         "target_mean": mean.tolist(),
         "target_std": std.tolist(),
-        "data": {"n_structures": n, "per_property": {p: int((prop == i).sum()) for i, p in enumerate(properties)}},
+        "data": {
+            "n_structures": n,
+            "per_property": {p: int((prop == i).sum()) for i, p in enumerate(properties)},
+        },
         "graph": asdict(graph_config),
         "model": asdict(model_config),
         "epochs": epochs,

@@ -41,7 +41,10 @@ def descriptors(hop) -> np.ndarray:
         is_anion = np.isin(symbols[jk], ANIONS)
         feats += list(near)
         feats += [(dk < 2.5).sum(), (dk < 3.0).sum()]
-        feats += [dk[is_anion].min() if is_anion.any() else 6.0, dk[~is_anion].min() if (~is_anion).any() else 6.0]
+        feats += [
+            dk[is_anion].min() if is_anion.any() else 6.0,
+            dk[~is_anion].min() if (~is_anion).any() else 6.0,
+        ]
     feats += [float(hop.ion == x) for x in IONS]
     host = np.asarray(hop.host_symbols)
     feats += [float((host == a).mean()) for a in ANIONS]
@@ -68,7 +71,9 @@ def main() -> None:
     if not args.no_class:
         records = {r["sys_name"]: r for r in json.loads(Path(args.data).read_text())}
         classes = sorted({records[n].get("class", "") for n in data.names})
-        X = np.hstack([X, np.array([[float(records[n].get("class") == c) for c in classes] for n in data.names])])
+        X = np.hstack(
+            [X, np.array([[float(records[n].get("class") == c) for c in classes] for n in data.names])]
+        )
     y = np.asarray(data.targets)
     print(f"{len(y)} hops, {X.shape[1]} descriptors")
     for k in args.folds:
@@ -77,13 +82,16 @@ def main() -> None:
             groups = compound_groups(data.names) if grouped else None
             for test in fold_indices(len(y), k, args.seed, groups):
                 train = np.setdiff1d(np.arange(len(y)), test)
-                model = ExtraTreesRegressor(n_estimators=500, min_samples_leaf=1, max_features=0.5,
-                                            random_state=args.seed, n_jobs=1)
+                model = ExtraTreesRegressor(
+                    n_estimators=500, min_samples_leaf=1, max_features=0.5, random_state=args.seed, n_jobs=1
+                )
                 model.fit(X[train], y[train])
                 oof[test] = model.predict(X[test])
             m = barrier_metrics(y, oof)
-            print(f"{k}-fold {'grouped' if grouped else 'random '}: MAE {m['mae']:.3f}  RMSE {m['rmse']:.3f}  "
-                  f"R2 {m['r2']:.3f}  acc {m['accuracy']:.3f}  prec {m['precision']:.3f}  rec {m['recall']:.3f}")
+            print(
+                f"{k}-fold {'grouped' if grouped else 'random '}: MAE {m['mae']:.3f}  RMSE {m['rmse']:.3f}  "
+                f"R2 {m['r2']:.3f}  acc {m['accuracy']:.3f}  prec {m['precision']:.3f}  rec {m['recall']:.3f}"
+            )
 
 
 if __name__ == "__main__":

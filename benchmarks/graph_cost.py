@@ -34,9 +34,13 @@ def main() -> None:
     from ase_em.hop import Hop
     from ase_em.model import EmModel
 
-    records = [r for r in json.loads(Path(args.data).read_text()) if 107 <= len(r["atoms"]["elements"]) <= 117][:16]
+    records = [
+        r for r in json.loads(Path(args.data).read_text()) if 107 <= len(r["atoms"]["elements"]) <= 117
+    ][:16]
     bands = [build_band(Hop.from_record(r)) for r in records]
-    print(f"{len(bands)} bands, {np.mean([len(b) for b in bands]):.0f} atoms on average, {args.threads} threads")
+    print(
+        f"{len(bands)} bands, {np.mean([len(b) for b in bands]):.0f} atoms on average, {args.threads} threads"
+    )
     print("| neighbours | crop (A) | nodes | edges | triplets | build s/band | train s/band | infer s/band |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for k, crop in [(12, None), (8, None), (12, 6.0), (8, 6.0), (8, 5.0)]:
@@ -59,9 +63,12 @@ def main() -> None:
             t0 = time.perf_counter()
             model(g, lg)
             infer = (time.perf_counter() - t0) / len(bands)
-        print(f"| {k} | {crop or '-'} | {np.mean([int(x.z.shape[0]) for x in graphs]):.0f} | "
-              f"{np.mean([int(x.src.shape[0]) for x in graphs]):.0f} | {np.mean([x.n_triplets for x in graphs]):.0f} | "
-              f"{build:.3f} | {train:.3f} | {infer:.3f} |")
+        print(
+            f"| {k} | {crop or '-'} | {np.mean([int(x.z.shape[0]) for x in graphs]):.0f} | "
+            f"{np.mean([int(x.src.shape[0]) for x in graphs]):.0f} | "
+            f"{np.mean([x.n_triplets for x in graphs]):.0f} | "
+            f"{build:.3f} | {train:.3f} | {infer:.3f} |"
+        )
 
 
 if __name__ == "__main__":

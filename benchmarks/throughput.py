@@ -67,8 +67,17 @@ def main() -> None:
     report["peak_rss_MiB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     example = ROOT / "examples" / "LiFePO4"
-    cmd = [sys.executable, "-m", "ase_em.cli", "predict", str(example / "initial.vasp"),
-           str(example / "final.vasp"), "--json", "--threads", str(args.threads)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ase_em.cli",
+        "predict",
+        str(example / "initial.vasp"),
+        str(example / "final.vasp"),
+        "--json",
+        "--threads",
+        str(args.threads),
+    ]
     if args.model:
         cmd += ["--model", args.model]
     walls = []

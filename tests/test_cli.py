@@ -21,13 +21,27 @@ def test_help_lists_every_subcommand(capsys):
 
 
 def test_predict_json_on_example(tiny_model_dir, capsys):
-    code = main(["predict", str(LFP / "initial.vasp"), str(LFP / "final.vasp"), "--model", str(tiny_model_dir), "--json"])
+    code = main(
+        [
+            "predict",
+            str(LFP / "initial.vasp"),
+            str(LFP / "final.vasp"),
+            "--model",
+            str(tiny_model_dir),
+            "--json",
+        ]
+    )
     assert code == 0
     out = json.loads(capsys.readouterr().out)
     assert out["ion"] == "Li" and out["ion_index"] == 0 and out["model"] == "tiny-test"
     assert out["em_std"] is not None and out["em_std"] > 0
     # the NEB images of the same hop give the same barrier
-    assert main(["predict", "--images", str(LFP / "neb_images.extxyz"), "--model", str(tiny_model_dir), "--json"]) == 0
+    assert (
+        main(
+            ["predict", "--images", str(LFP / "neb_images.extxyz"), "--model", str(tiny_model_dir), "--json"]
+        )
+        == 0
+    )
     again = json.loads(capsys.readouterr().out)
     assert again["em"] == pytest.approx(out["em"], abs=1e-4)
 
@@ -45,7 +59,10 @@ def test_info(tiny_model_dir, capsys):
     [
         (["predict", "missing.vasp", str(LFP / "final.vasp")], "missing.vasp: no such file"),
         (["predict", str(LFP / "initial.vasp"), str(LFP / "initial.vasp")], "same structure"),
-        (["predict", str(LFP / "initial.vasp"), str(LFP / "final.vasp"), "--ion-index", "500"], "out of range"),
+        (
+            ["predict", str(LFP / "initial.vasp"), str(LFP / "final.vasp"), "--ion-index", "500"],
+            "out of range",
+        ),
         (["predict", str(LFP / "initial.vasp"), str(LFP / "neb_images.extxyz")], None),
     ],
 )
@@ -68,8 +85,12 @@ def test_evaluate_writes_metrics_and_predictions(tiny_model_dir, tmp_path, capsy
 
     # two labelled endpoint records of the example hop (em619 endpoint format)
     def jdict(a):
-        return {"lattice_mat": a.cell.tolist(), "coords": a.positions.tolist(),
-                "elements": a.get_chemical_symbols(), "cartesian": True}
+        return {
+            "lattice_mat": a.cell.tolist(),
+            "coords": a.positions.tolist(),
+            "elements": a.get_chemical_symbols(),
+            "cartesian": True,
+        }
 
     ini, fin = read(LFP / "initial.vasp"), read(LFP / "final.vasp")
     records = [
@@ -94,11 +115,15 @@ def test_evaluate_writes_metrics_and_predictions(tiny_model_dir, tmp_path, capsy
 
 def test_evaluate_bad_rows_are_all_named(tiny_model_dir, tmp_path, capsys):
     data = tmp_path / "bad.json"
-    data.write_text(json.dumps([
-        {"sys_name": "a", "target": "high"},
-        {"sys_name": "b", "target": -1.0, "atoms": {}},
-        {"sys_name": "c", "target": 0.5},
-    ]))
+    data.write_text(
+        json.dumps(
+            [
+                {"sys_name": "a", "target": "high"},
+                {"sys_name": "b", "target": -1.0, "atoms": {}},
+                {"sys_name": "c", "target": 0.5},
+            ]
+        )
+    )
     out_csv = tmp_path / "never.csv"
     assert main(["evaluate", str(data), "--model", str(tiny_model_dir), "--predictions", str(out_csv)]) == 2
     err = capsys.readouterr().err

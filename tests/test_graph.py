@@ -39,7 +39,9 @@ def test_crop_keeps_the_ion_images_and_only_nearby_atoms(endpoints):
 
 
 def test_bulk_crystal_graph_has_no_ion_nodes():
-    g = build_graph(bulk("NaCl", "rocksalt", a=5.6), GraphConfig(max_neighbors=12, crop_radius=3.0), n_ion_images=0)
+    g = build_graph(
+        bulk("NaCl", "rocksalt", a=5.6), GraphConfig(max_neighbors=12, crop_radius=3.0), n_ion_images=0
+    )
     assert g.n_ion == 0
     tg, _ = g.to_torchgraphs()
     assert not tg.ndata["ion"].any()
