@@ -212,9 +212,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 130
-    card = predictor.card
-    for line in card["data"]["skipped"]:
-        print(f"skipped: {line}", file=sys.stderr)
+    card = predictor.card  # skipped rows were logged (warnings) before training
     metrics = card["metrics"]
     print(
         f"wrote {args.output}: {card['strategy']} fine-tune ({card['strategy_choice']}) of "
