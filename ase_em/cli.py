@@ -229,6 +229,32 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_network(args: argparse.Namespace) -> int:
+    """Barriers of all hops of an ion in a crystal, and its 1D/2D/3D percolation barriers."""
+    from ase_em.analysis import MigrationBarrierAnalyzer
+    from ase_em.migration_graph import check_ion, to_structure
+    from ase_em.predictor import EmPredictor
+
+    structure = to_structure(args.structure)  # input errors before the model loads
+    check_ion(structure, args.ion)
+    _threads(args.threads)
+    predictor = EmPredictor.from_pretrained(args.model)
+    analyzer = MigrationBarrierAnalyzer(structure, args.ion, max_distance=args.max_distance, predictor=predictor)
+    if args.plot:
+        analyzer.plot_network(args.plot)
+    if args.json:
+        print(json.dumps({**analyzer.to_dict(), "model": predictor.name}))
+    else:
+        print(
+            f"{args.structure}: {analyzer.structure.composition.reduced_formula}, {args.ion} hops up to "
+            f"{args.max_distance:g} A, model {predictor.name}"
+        )
+        print(analyzer.format_table())
+        if args.plot:
+            print(f"wrote {args.plot}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``ase-em`` with all subcommands."""
     parser = argparse.ArgumentParser(
@@ -324,6 +350,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default=None, help="model name on the card (default: directory name)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.set_defaults(func=cmd_finetune)
+    # --- network (issue 6) ---
+    p = sub.add_parser("network", help="barriers of all hops of an ion in a crystal; percolation barriers")
+    p.add_argument("structure", help="crystal with all ion sites occupied (CIF, POSCAR, ...)")
+    p.add_argument("--ion", required=True, help="migrating ion, e.g. Li")
+    p.add_argument("--max-distance", type=float, default=5.0, help="longest ion-ion hop (A; default 5)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--plot", default=None, help="draw the hop network coloured by Em into this PNG")
+    add_model(p)
+    p.set_defaults(func=cmd_network)
     return parser
 
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import warnings
 from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
@@ -88,10 +89,14 @@ def to_structure(structure: StructureInput) -> Structure:
         path = os.fspath(structure)
         if not os.path.isfile(path):
             raise StructureFileError(f"{path}: no such file")
-        try:
-            structure = Structure.from_file(path)
-        except Exception as exc:  # pymatgen raises many types for unreadable files
-            raise StructureFileError(f"{path}: cannot read a structure: {exc}") from None
+        with warnings.catch_warnings(record=True) as caught:  # parser warnings: logged if it reads
+            warnings.simplefilter("always")
+            try:
+                structure = Structure.from_file(path)
+            except Exception as exc:  # pymatgen raises many types for unreadable files
+                raise StructureFileError(f"{path}: cannot read a structure: {exc}") from None
+        for w in caught:
+            logger.warning("%s: %s", path, w.message)
         label = path
     elif isinstance(structure, Structure):
         label = "structure"
