@@ -197,7 +197,9 @@ class MigrationBarrierAnalyzer:
         edges = edge_table(self.graph)
         finite = [e for e in edges if math.isfinite(e["em"])]
         ems = np.array([e["em"] for e in finite])
-        norm = Normalize(*((float(ems.min()), float(ems.max())) if len(ems) else (0.0, 1.0)))
+        lo_em, hi_em = (float(ems.min()), float(ems.max())) if len(ems) else (0.0, 1.0)
+        pad = max(0.0, 0.05 - (hi_em - lo_em) / 2)  # at least a 0.1 eV colour range
+        norm = Normalize(lo_em - pad, hi_em + pad)
         cmap = colormaps["viridis"]
         if finite:
             segs = [(e["ipos_cart"], e["epos_cart"]) for e in finite]
@@ -212,6 +214,8 @@ class MigrationBarrierAnalyzer:
         ax.set(xlim=(lo[0], hi[0]), ylim=(lo[1], hi[1]), zlim=(lo[2], hi[2]),
                xlabel="x (A)", ylabel="y (A)", zlabel="z (A)")
         ax.set_box_aspect(np.maximum(hi - lo, 1e-3))
+        ax.locator_params(nbins=4)
+        ax.tick_params(labelsize=7)
         fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, shrink=0.7, pad=0.12, label="Em (eV)")
         perc = ", ".join(f"{d}D {'-' if e is None else f'{e:.2f}'}" for d, e in self.percolation.items())
         ax.set_title(f"{self.structure.composition.reduced_formula}: {self.ion} hops "
