@@ -26,7 +26,7 @@ Importing this module attaches the classmethod ``MigrationGraph.with_em_predicto
 (see the end of the file). ``import ase_em`` imports this module only when
 pymatgen-analysis-diffusion's ``full_path_mapper`` is already imported (then it costs
 nothing); otherwise ``import ase_em.migration_graph`` attaches it, keeping
-``import ase_em`` free of pymatgen (about 0.15 s instead of 3 s).
+``import ase_em`` free of pymatgen (about 0.2 s instead of 3.4 s).
 """
 
 from __future__ import annotations

@@ -54,7 +54,7 @@ def test_symmetry_equivalent_hops_share_one_em(chain_graph, tiny_predictor):
     # predict every edge's own hop (its own endpoints, its own vacancy supercell): the
     # symmetry-equivalent bands must give the value written on the whole label
     for _, _, d in chain_graph.m_graph.graph.edges(data=True):
-        own = tiny_predictor.predict_one(hop_from_migration_hop(d["hop"]))
+        own = tiny_predictor.predict_one(d["hop"])  # as_hop -> hop_from_migration_hop
         assert own.em == pytest.approx(d["em"], abs=TOL)
 
 
