@@ -229,6 +229,38 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    """Multi-property pre-training of the ALIGNN backbone on bulk crystals."""
+    from ase_em.config import GraphConfig, ModelConfig
+    from ase_em.pretrain import pretrain
+
+    out = Path(args.output)
+    if (out / "backbone.pt").exists() and not args.overwrite:
+        raise AseEmError(f"{out}: already holds a backbone (use --overwrite)")
+    _threads(args.threads)
+    card = pretrain(
+        args.data,
+        out,
+        properties=args.properties,
+        graph_config=GraphConfig(args.cutoff, args.max_neighbors, None),
+        model_config=ModelConfig(
+            alignn_layers=args.alignn_layers,
+            gcn_layers=args.gcn_layers,
+            hidden_features=args.hidden,
+            readout=args.readout,
+        ),
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        max_per_property=args.max_per_property,
+        workdir=Path(args.workdir) if args.workdir else None,
+    )
+    print(f"wrote {out}: {card['data']['n_structures']} structures, {len(card['properties'])} properties, "
+          f"final scaled MAE {card['train_scaled_mae_per_epoch'][-1]:.3f}")
+    return 0
+
+
 def cmd_network(args: argparse.Namespace) -> int:
     """Barriers of all hops of an ion in a crystal, and its 1D/2D/3D percolation barriers."""
     from ase_em.analysis import MigrationBarrierAnalyzer
@@ -239,7 +271,9 @@ def cmd_network(args: argparse.Namespace) -> int:
     check_ion(structure, args.ion)
     _threads(args.threads)
     predictor = EmPredictor.from_pretrained(args.model)
-    analyzer = MigrationBarrierAnalyzer(structure, args.ion, max_distance=args.max_distance, predictor=predictor)
+    analyzer = MigrationBarrierAnalyzer(
+        structure, args.ion, max_distance=args.max_distance, predictor=predictor
+    )
     if args.plot:
         analyzer.plot_network(args.plot)
     if args.json:
@@ -350,6 +384,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default=None, help="model name on the card (default: directory name)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.set_defaults(func=cmd_finetune)
+    # --- pretrain (issue 5) ---
+    p = sub.add_parser("pretrain", help="multi-property pre-training of the backbone on bulk crystals")
+    p.add_argument("data", help="the mpt folder (bg.json.gz, gv.json.gz, ..., scaled_only/)")
+    p.add_argument("--output", required=True, help="directory for backbone.pt and card.json")
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--properties", nargs="+", default=["bg", "gv", "ebg", "fe", "ph", "pz", "dc"])
+    p.add_argument("--max-per-property", type=int, default=None, help="random subset per property")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cutoff", type=float, default=8.0)
+    p.add_argument("--max-neighbors", type=int, default=8)
+    p.add_argument("--hidden", type=int, default=64)
+    p.add_argument("--alignn-layers", type=int, default=2)
+    p.add_argument("--gcn-layers", type=int, default=2)
+    p.add_argument(
+        "--readout", choices=["mean", "ion"], default="ion", help="readout of the barrier model to come"
+    )
+    p.add_argument("--workdir", default=None, help="checkpoints and graph cache (default: OUTPUT/.work)")
+    p.add_argument("--threads", type=int, default=None)
+    p.set_defaults(func=cmd_pretrain)
     # --- network (issue 6) ---
     p = sub.add_parser("network", help="barriers of all hops of an ion in a crystal; percolation barriers")
     p.add_argument("structure", help="crystal with all ion sites occupied (CIF, POSCAR, ...)")
