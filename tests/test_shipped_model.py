@@ -1,0 +1,37 @@
+"""The shipped default model: loads, verifies, and gives its recorded barrier on the example."""
+
+from __future__ import annotations
+
+import pytest
+
+from ase_em.predictor import EmPredictor
+from ase_em.pretrained import DEFAULT_MODEL, available_models, read_card
+from tests.conftest import EXAMPLES
+
+LFP = EXAMPLES / "LiFePO4"
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return EmPredictor.from_pretrained()
+
+
+def test_default_model_is_shipped_with_its_card():
+    assert DEFAULT_MODEL in available_models()
+    card = read_card()
+    assert card["n_members"] == 5
+    assert card["graph"] == {"cutoff": 8.0, "max_neighbors": 8, "crop_radius": 5.0}
+    cv = card["metrics"]["cv_out_of_fold"]
+    assert cv["n"] == 555
+    assert cv["mae"] < 0.49  # better than predicting the TRAIN mean
+
+
+def test_recorded_barrier_on_the_shipped_example(shipped):
+    # olivine LiFePO4, b-axis Li hop (a TRAIN hop, DFT 0.27 eV); value recorded from alignn-em-v1
+    result = shipped.predict_one((LFP / "initial.vasp", LFP / "final.vasp"))
+    assert result.em == pytest.approx(0.2626, abs=2e-3)
+    assert result.em_std == pytest.approx(0.0069, abs=2e-3)
+    from ase_em.hop import Hop
+
+    again = shipped.predict_one(Hop.from_images(LFP / "neb_images.extxyz"))
+    assert again.em == pytest.approx(result.em, abs=1e-4)
