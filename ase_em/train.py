@@ -142,7 +142,12 @@ def train_model(
         bar.set_postfix(train_mae_eV=f"{mae:.3f}")
         if checkpoint is not None:
             _atomic_save(
-                {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "epoch": epoch + 1},
+                {
+                    "model": model.state_dict(),
+                    "opt": opt.state_dict(),
+                    "sched": sched.state_dict(),
+                    "epoch": epoch + 1,
+                },
                 checkpoint,
             )
     model.eval()
@@ -239,13 +244,19 @@ def train_ensemble(
     ensemble = EmEnsemble(model_config, n_members=len(members))
     for slot, member in zip(ensemble.members, members):
         slot.load_state_dict(member.state_dict())
-    scheme = f"{train_config.folds}-fold CV ({'grouped by compound' if grouped else 'random'}), seed {train_config.seed}"
+    folds = "grouped by compound" if grouped else "random"
+    scheme = f"{train_config.folds}-fold CV ({folds}), seed {train_config.seed}"
     card = {
         "name": name,
         "version": __version__,
         "description": "ALIGNN on the band5 hop graph; ensemble of the K cross-validation fold models",
         "base_model": None,
-        "data": {"file": Path(data.path).name, "sha256": data.sha256, "n": len(targets), "skipped": data.skipped},
+        "data": {
+            "file": Path(data.path).name,
+            "sha256": data.sha256,
+            "n": len(targets),
+            "skipped": data.skipped,
+        },
         "split": scheme,
         "train": asdict(train_config),
         "metrics": {"cv_out_of_fold": barrier_metrics(targets, oof), "scheme": scheme},

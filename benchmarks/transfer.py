@@ -101,12 +101,21 @@ def main() -> None:
             out = work / f"{args.ion}-{n}-{'pre' if strategy is None else 'rand'}"
             if not (out / "card.json").exists():
                 finetune(
-                    part, output=out, base=base, strategy=strategy, folds=5, epochs=args.epochs, seed=0, overwrite=True
+                    part,
+                    output=out,
+                    base=base,
+                    strategy=strategy,
+                    folds=5,
+                    epochs=args.epochs,
+                    seed=0,
+                    overwrite=True,
                 )
             card = json.loads((out / "card.json").read_text())
             rows.append((n, arm, card["strategy"], card["metrics"]))
-    print(f"base: {base_card['data']['n']} hops without {args.ion}; CV of the base: "
-          f"MAE {base_card['metrics']['cv_out_of_fold']['mae']:.3f} eV")
+    print(
+        f"base: {base_card['data']['n']} hops without {args.ion}; CV of the base: "
+        f"MAE {base_card['metrics']['cv_out_of_fold']['mae']:.3f} eV"
+    )
     print("| hops | start | strategy | CV MAE (eV) | CV R2 | start model, no fine-tuning: MAE (eV) |")
     print("| --- | --- | --- | --- | --- | --- |")
     for n, arm, strategy, metrics in rows:
