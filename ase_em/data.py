@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ase_em.errors import AseEmError, DataFileError, StructureFileError
-from ase_em.hop import Hop, to_atoms
+from ase_em.hop import Hop, read_frames, to_atoms
 
 CSV_SUFFIXES = (".csv",)
 JSON_SUFFIXES = (".json",)
@@ -278,18 +278,8 @@ def load_band_frames(path: str | Path, *, skip_invalid: bool = False) -> Labelle
         StructureFileError: the file is missing or unreadable.
         DataFileError: bad frames (one line each, naming frame, field and reason).
     """
-    from ase.io import read
-
     p = Path(path)
-    if not p.is_file():
-        raise StructureFileError(f"{p}: no such file")
-    try:
-        frames = read(p, index=":")
-    except Exception as exc:  # ASE raises many types for unreadable files
-        raise StructureFileError(f"{p}: cannot read structures ({exc})") from None
-    frames = frames if isinstance(frames, list) else [frames]
-    if not frames:
-        raise DataFileError(str(p), [f"{p}: holds no frames"])
+    frames = read_frames(p, role="labelled band5 frames")
     out = LabelledHops([], [], [], str(p), file_sha256(p), format="band")
     problems: list[str] = []
     seen: dict[str, int] = {}
@@ -404,20 +394,15 @@ def _csv_hop(cells: dict[str, str], base: Path, label: str) -> tuple[Hop | None,
 
 def _read_frames_cell(value: str, base: Path) -> tuple[list, str | None]:
     """Frames of the structure file a CSV cell names (relative to ``base``)."""
-    from ase.io import read
-
     path = Path(value)
     path = path if path.is_absolute() else base / path
     if not path.is_file():
         return [], f"no such file {value!r} (looked for {path})"
     try:
-        frames = read(path, index=":")
-    except Exception as exc:  # ASE raises many types for unreadable files
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return [], f"cannot read a structure from {value!r} ({first})"
-    frames = frames if isinstance(frames, list) else [frames]
-    if not frames:
-        return [], f"{value!r} holds no structure"
+        frames = read_frames(path, role=value)
+    except StructureFileError as exc:
+        first = str(exc).strip().splitlines()[0]
+        return [], first.replace(str(path), repr(value), 1)
     try:
         frames = [to_atoms(f, role=value) for f in frames]
     except AseEmError as exc:

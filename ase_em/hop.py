@@ -203,7 +203,7 @@ class Hop:
             The validated hop.
         """
         if isinstance(images, (str, os.PathLike)):
-            frames = _read_frames(images, role="NEB images")
+            frames = read_frames(images, role="NEB images")
             label = str(images)
         else:
             frames = [to_atoms(x, role=f"image {i}") for i, x in enumerate(images)]
@@ -316,7 +316,7 @@ def to_atoms(x: StructureLike, *, role: str = "structure") -> Atoms:
             periodic cell.
     """
     if isinstance(x, (str, os.PathLike)):
-        frames = _read_frames(x, role=role)
+        frames = read_frames(x, role=role)
         atoms, label = frames[-1], str(x)
     elif isinstance(x, Atoms):
         atoms, label = x.copy(), role
@@ -333,7 +333,19 @@ def to_atoms(x: StructureLike, *, role: str = "structure") -> Atoms:
     return atoms
 
 
-def _read_frames(path: str | os.PathLike, *, role: str) -> list[Atoms]:
+def read_frames(path: str | os.PathLike, *, role: str) -> list[Atoms]:
+    """All frames of a structure file, with errors that name the file.
+
+    Args:
+        path: the file (any format ASE reads).
+        role: what the file holds, for error messages.
+
+    Returns:
+        One or more Atoms.
+
+    Raises:
+        StructureFileError: the file is missing, unreadable or empty.
+    """
     from ase.io import read
 
     p = Path(path)
