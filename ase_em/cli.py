@@ -149,6 +149,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         name=args.name or out.name,
         grouped=args.grouped,
         workdir=Path(args.workdir) if args.workdir else None,
+        init_from=Path(args.init_from) if args.init_from else None,
     )
     m = card["metrics"]["cv_out_of_fold"]
     print(
@@ -343,6 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alignn-layers", type=int, default=2)
     p.add_argument("--gcn-layers", type=int, default=2)
     p.add_argument("--readout", choices=["mean", "ion"], default="ion")
+    p.add_argument("--init-from", default=None, help="start every fold model from a pre-trained backbone")
     p.add_argument("--workdir", default=None, help="checkpoints and graph cache (default: OUTPUT/.work)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.set_defaults(func=cmd_train)

@@ -88,6 +88,7 @@ def train_model(
     seed: int,
     checkpoint: Path | None = None,
     desc: str = "train",
+    init: dict[str, torch.Tensor] | None = None,
 ) -> EmModel:
     """Train one EmModel with L1 loss on scaled targets; checkpoint every epoch.
 
@@ -99,6 +100,7 @@ def train_model(
         seed: seed of initialisation and shuffling.
         checkpoint: file to save after each epoch and resume from if present.
         desc: label of the progress bar.
+        init: weights to start from (a pre-trained backbone; head and scaling excluded).
 
     Returns:
         The trained model (eval mode).
@@ -107,6 +109,8 @@ def train_model(
 
     torch.manual_seed(seed)
     model = EmModel(model_config)
+    if init is not None:
+        model.load_state_dict(backbone_only(init), strict=False)
     y = torch.as_tensor(targets, dtype=torch.float32)
     model.set_target_scaling(y)
     y_scaled = (y - model.target_mean) / model.target_std
@@ -170,6 +174,7 @@ def cross_validate(
     *,
     groups: np.ndarray | None = None,
     workdir: Path | None = None,
+    init: dict[str, torch.Tensor] | None = None,
 ) -> tuple[np.ndarray, list[EmModel]]:
     """K-fold CV: out-of-fold predictions and the K fold models.
 
@@ -198,6 +203,7 @@ def cross_validate(
                 seed=train_config.seed + k,
                 checkpoint=workdir / f"fold{k}.ckpt" if workdir else None,
                 desc=f"fold {k + 1}/{len(folds)}",
+                init=init,
             )
             if done is not None:
                 _atomic_save(model.state_dict(), done)
@@ -218,6 +224,7 @@ def train_ensemble(
     grouped: bool = False,
     workdir: Path | None = None,
     command: str | None = None,
+    init_from: Path | None = None,
 ) -> dict[str, Any]:
     """Cross-validate, then write the fold models as one ensemble with its card.
 
@@ -231,6 +238,8 @@ def train_ensemble(
         grouped: folds grouped by host compound instead of random.
         workdir: checkpoint directory (default: ``output/.work``).
         command: the command line to record (default: this process's argv).
+        init_from: a pre-trained backbone directory (``ase-em pretrain``); every fold model
+            starts from its weights (all but the head and the target scaling).
 
     Returns:
         The card.
@@ -240,7 +249,12 @@ def train_ensemble(
     graphs = build_graphs(data, graph_config, cache=workdir / "graphs.pt")
     targets = np.asarray(data.targets, float)
     groups = compound_groups(data.names) if grouped else None
-    oof, members = cross_validate(graphs, targets, model_config, train_config, groups=groups, workdir=workdir)
+    init, base_model = None, None
+    if init_from is not None:
+        init, base_model = load_backbone(init_from, model_config)
+    oof, members = cross_validate(
+        graphs, targets, model_config, train_config, groups=groups, workdir=workdir, init=init
+    )
     ensemble = EmEnsemble(model_config, n_members=len(members))
     for slot, member in zip(ensemble.members, members):
         slot.load_state_dict(member.state_dict())
@@ -250,7 +264,7 @@ def train_ensemble(
         "name": name,
         "version": __version__,
         "description": "ALIGNN on the band5 hop graph; ensemble of the K cross-validation fold models",
-        "base_model": None,
+        "base_model": base_model,
         "data": {
             "file": Path(data.path).name,
             "sha256": data.sha256,
@@ -275,6 +289,51 @@ def train_ensemble(
         fmt="%.5f",
     )
     return card
+
+
+def backbone_only(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The weights of a state dict that transfer: all but the head and the target scaling."""
+    return {k: v for k, v in state.items() if not k.startswith("head.") and not k.startswith("target_")}
+
+
+def load_backbone(
+    directory: Path, model_config: ModelConfig
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Read a pre-trained backbone (``ase-em pretrain`` output) and check it fits the model.
+
+    Args:
+        directory: folder with backbone.pt and card.json.
+        model_config: the barrier model's settings, which must equal the backbone's.
+
+    Returns:
+        (the transferable weights, a base-model record for the card).
+
+    Raises:
+        ModelLoadError: missing files, checksum mismatch or another network size.
+    """
+    from ase_em.errors import ModelLoadError
+    from ase_em.pretrained import sha256
+
+    directory = Path(directory)
+    weights, card_path = directory / "backbone.pt", directory / "card.json"
+    if not weights.is_file() or not card_path.is_file():
+        raise ModelLoadError(f"{directory}: not a pre-trained backbone (needs backbone.pt and card.json)")
+    import json
+
+    card = json.loads(card_path.read_text())
+    if sha256(weights) != card.get("sha256"):
+        raise ModelLoadError(f"{weights}: checksum does not match its card")
+    if card.get("model") != asdict(model_config):
+        raise ModelLoadError(
+            f"{directory}: backbone settings {card.get('model')} differ from the model's "
+            f"{asdict(model_config)}"
+        )
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    return backbone_only(state), {
+        "name": card.get("name"),
+        "sha256": card.get("sha256"),
+        "kind": card.get("kind"),
+    }
 
 
 def _atomic_save(obj: Any, path: Path) -> None:

@@ -115,3 +115,65 @@ def test_interrupted_pretraining_resumes_to_the_same_weights(mpt_dir, tmp_path, 
 def test_unknown_property_is_refused(mpt_dir, tmp_path, capsys):
     assert main(["pretrain", str(mpt_dir), "--output", str(tmp_path / "x"), "--properties", "bandgap"]) == 2
     assert "unknown property 'bandgap'" in capsys.readouterr().err
+
+
+def test_train_starts_from_a_pretrained_backbone(mpt_dir, tmp_path, capsys):
+    """`ase-em train --init-from` loads the backbone into every fold model and records it."""
+    import json as _json
+
+    from ase.io import read
+
+    from tests.conftest import EXAMPLES
+
+    backbone = tmp_path / "pt"
+    assert main(["pretrain", str(mpt_dir), "--output", str(backbone), *ARGS]) == 0
+    ini, fin = read(EXAMPLES / "LiFePO4" / "initial.vasp"), read(EXAMPLES / "LiFePO4" / "final.vasp")
+
+    def jd(a):
+        return {
+            "lattice_mat": a.cell.tolist(),
+            "coords": a.positions.tolist(),
+            "elements": a.get_chemical_symbols(),
+            "cartesian": True,
+        }
+
+    recs = [
+        {"sys_name": f"h{i}", "target": 0.2 + 0.1 * i, "atoms_ini": jd(ini), "atoms_fin": jd(fin)}
+        for i in range(4)
+    ]
+    data = tmp_path / "d.json"
+    data.write_text(_json.dumps(recs))
+    small = [
+        "--hidden",
+        "16",
+        "--alignn-layers",
+        "1",
+        "--gcn-layers",
+        "1",
+        "--max-neighbors",
+        "6",
+        "--crop-radius",
+        "4",
+        "--folds",
+        "2",
+        "--epochs",
+        "1",
+    ]
+    out = tmp_path / "m"
+    assert main(["train", str(data), "--output", str(out), "--init-from", str(backbone), *small]) == 0
+    card = _json.loads((out / "card.json").read_text())
+    assert card["base_model"]["sha256"] == _json.loads((backbone / "card.json").read_text())["sha256"]
+    # a backbone of another size is refused with one line
+    wrong = ["--hidden", "32", "--alignn-layers", "1", "--gcn-layers", "1", "--folds", "2", "--epochs", "1"]
+    code = main(["train", str(data), "--output", str(tmp_path / "m2"), "--init-from", str(backbone), *wrong])
+    assert code == 2
+    assert "backbone settings" in capsys.readouterr().err
+
+
+def test_backbone_weights_are_used_not_the_head():
+    from ase_em.train import backbone_only
+
+    model = EmModel(ModelConfig(alignn_layers=1, gcn_layers=1, hidden_features=16))
+    kept = backbone_only(model.state_dict())
+    assert kept and not any(k.startswith(("head.", "target_")) for k in kept)
+    assert any(k.startswith("alignn_layers.") for k in kept)
