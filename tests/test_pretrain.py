@@ -129,36 +129,16 @@ def test_train_starts_from_a_pretrained_backbone(mpt_dir, tmp_path, capsys):
     assert main(["pretrain", str(mpt_dir), "--output", str(backbone), *ARGS]) == 0
     ini, fin = read(EXAMPLES / "LiFePO4" / "initial.vasp"), read(EXAMPLES / "LiFePO4" / "final.vasp")
 
-    def jd(a):
-        return {
-            "lattice_mat": a.cell.tolist(),
-            "coords": a.positions.tolist(),
-            "elements": a.get_chemical_symbols(),
-            "cartesian": True,
-        }
-
     recs = [
-        {"sys_name": f"h{i}", "target": 0.2 + 0.1 * i, "atoms_ini": jd(ini), "atoms_fin": jd(fin)}
+        {"sys_name": f"h{i}", "target": 0.2 + 0.1 * i, "atoms_ini": _jdict(ini), "atoms_fin": _jdict(fin)}
         for i in range(4)
     ]
     data = tmp_path / "d.json"
     data.write_text(_json.dumps(recs))
-    small = [
-        "--hidden",
-        "16",
-        "--alignn-layers",
-        "1",
-        "--gcn-layers",
-        "1",
-        "--max-neighbors",
-        "6",
-        "--crop-radius",
-        "4",
-        "--folds",
-        "2",
-        "--epochs",
-        "1",
-    ]
+    small = (
+        "--hidden 16 --alignn-layers 1 --gcn-layers 1 --max-neighbors 6 --crop-radius 4 --folds 2 --epochs 1"
+    )
+    small = small.split()
     out = tmp_path / "m"
     assert main(["train", str(data), "--output", str(out), "--init-from", str(backbone), *small]) == 0
     card = _json.loads((out / "card.json").read_text())
