@@ -55,6 +55,32 @@ class LabelledHops:
     skipped: list[str] = field(default_factory=list)
     format: str = "em619"
 
+    def add_row(
+        self,
+        where: str,
+        name: str,
+        hop: Hop | None,
+        em: float | None,
+        bad: list[str],
+        hop_problems: list[str],
+        problems: list[str],
+        *,
+        skip_invalid: bool,
+    ) -> None:
+        """Sort one checked row of a data file.
+
+        Bad fields go to ``problems``; an invalid hop goes to ``skipped`` (with
+        ``skip_invalid``) or ``problems``; otherwise the hop and its barrier (eV) are kept.
+        """
+        if bad:
+            problems.append(f"{where}: " + "; ".join(bad + hop_problems))
+        elif hop_problems:
+            (self.skipped if skip_invalid else problems).append(f"{where}: " + "; ".join(hop_problems))
+        else:
+            self.names.append(name)
+            self.hops.append(hop)
+            self.targets.append(float(em))
+
 
 def file_sha256(path: str | Path) -> str:
     """sha256 hex digest of a file."""
@@ -243,15 +269,7 @@ def load_csv(path: str | Path, *, skip_invalid: bool = False) -> LabelledHops:
         if why:
             bad.append(f"column 'em': {why}")
         hop, hop_problems = _csv_hop(cells, base, row_id or f"row {k}")
-        if bad:
-            problems.append(f"{where}: " + "; ".join(bad + hop_problems))
-            continue
-        if hop_problems:
-            (out.skipped if skip_invalid else problems).append(f"{where}: " + "; ".join(hop_problems))
-            continue
-        out.names.append(row_id)
-        out.hops.append(hop)
-        out.targets.append(float(em))
+        out.add_row(where, row_id, hop, em, bad, hop_problems, problems, skip_invalid=skip_invalid)
     if problems:
         raise DataFileError(str(p), problems)
     if not out.hops:
@@ -304,15 +322,7 @@ def load_band_frames(path: str | Path, *, skip_invalid: bool = False) -> Labelle
             _check_hop_elements(hop)
         except AseEmError as exc:
             hop_problems.append("structure: " + _strip(str(exc), name, "band"))
-        if bad:
-            problems.append(f"{where}: " + "; ".join(bad + hop_problems))
-            continue
-        if hop_problems:
-            (out.skipped if skip_invalid else problems).append(f"{where}: " + "; ".join(hop_problems))
-            continue
-        out.names.append(name)
-        out.hops.append(hop)
-        out.targets.append(float(em))
+        out.add_row(where, name, hop, em, bad, hop_problems, problems, skip_invalid=skip_invalid)
     if problems:
         raise DataFileError(str(p), problems)
     return out
