@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
-Readout = Literal["mean", "ion"]
+Readout = Literal["mean", "ion", "path"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,9 @@ class ModelConfig:
         triplet_input_features: radial basis functions for angle cosines.
         embedding_features: width of the intermediate embedding layer.
         readout: "mean" pools all atoms (MODEL-3); "ion" pools the five ion images
+            concatenated with the mean of all atoms; "path" keeps where along the hop an
+            image sits: the endpoint pair, the quarter-point pair and the midpoint image
+            (each pair averaged, so the readout does not depend on the hop's direction),
             concatenated with the mean of all atoms.
     """
 

@@ -18,8 +18,14 @@ from alignn.torch_graph_builder import TorchGraph, torch_bond_cosines
 from torch import nn
 
 from ase_em.config import ModelConfig
+from ase_em.hop import N_IMAGES
 
 N_ATOM_FEATURES = 92  # CGCNN
+
+
+def readout_width(config: ModelConfig) -> int:
+    """Width of the pooled features that the head reads."""
+    return {"mean": 1, "ion": 2, "path": 4}[config.readout] * config.hidden_features
 
 
 class EmModel(nn.Module):
@@ -51,15 +57,15 @@ class EmModel(nn.Module):
         self.gcn_layers = nn.ModuleList(
             [EdgeGatedGraphConvPure(c.hidden_features, c.hidden_features) for _ in range(c.gcn_layers)]
         )
-        width = 2 * c.hidden_features if c.readout == "ion" else c.hidden_features
+        width = readout_width(c)
         self.head = nn.Sequential(MLPLayer(width, c.hidden_features), nn.Linear(c.hidden_features, 1))
         self.register_buffer("target_mean", torch.zeros(()))
         self.register_buffer("target_std", torch.ones(()))
 
     def set_target_scaling(self, targets: torch.Tensor) -> None:
-        """Store mean and standard deviation of the training targets (eV)."""
+        """Store mean and standard deviation of the training targets (eV); spread 1 for one target."""
         self.target_mean.fill_(float(targets.mean()))
-        self.target_std.fill_(float(targets.std().clamp_min(1e-6)))
+        self.target_std.fill_(float(targets.std().clamp_min(1e-6)) if targets.numel() > 1 else 1.0)
 
     def embed(self, g: TorchGraph, lg: TorchGraph) -> torch.Tensor:
         """Graph-level features before the head.
@@ -81,9 +87,14 @@ class EmModel(nn.Module):
             x, y = layer(g, x, y)
         batch = g.node_batch_id
         pooled = scatter_mean(x, batch, g.batch_size)
+        ion = g.ndata["ion"]
         if self.config.readout == "ion":
-            ion = g.ndata["ion"]
             pooled = torch.cat([scatter_mean(x[ion], batch[ion], g.batch_size), pooled], dim=1)
+        elif self.config.readout == "path":
+            if int(ion.sum()) != N_IMAGES * g.batch_size:
+                raise ValueError(f'readout "path" needs {N_IMAGES} ion images in every graph')
+            xi = x[ion].view(g.batch_size, N_IMAGES, -1)  # the ion images lead each graph, in order
+            pooled = torch.cat([(xi[:, 0] + xi[:, 4]) / 2, (xi[:, 1] + xi[:, 3]) / 2, xi[:, 2], pooled], dim=1)
         return pooled
 
     def forward_scaled(self, g: TorchGraph, lg: TorchGraph) -> torch.Tensor:

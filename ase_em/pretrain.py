@@ -29,7 +29,7 @@ from ase_em.config import GraphConfig, ModelConfig
 from ase_em.errors import StructureFileError
 from ase_em.graph import BandGraph, build_graph, collate
 from ase_em.hop import jarvis_dict_to_atoms
-from ase_em.model import EmModel
+from ase_em.model import EmModel, readout_width
 from ase_em.train import _atomic_save
 
 logger = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ class MultiPropertyModel(nn.Module):
         super().__init__()
         self.properties = list(properties)
         self.backbone = EmModel(config)
-        width = 2 * config.hidden_features if config.readout == "ion" else config.hidden_features
+        width = readout_width(config)
         self.heads = nn.ModuleList([nn.Linear(width, 1) for _ in self.properties])
 
     def forward(self, g, lg, prop: torch.Tensor) -> torch.Tensor:
