@@ -28,7 +28,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     """Print version, shipped model, its CV metrics, torch version and threads."""
     import torch
 
-    from ase_em.pretrained import DEFAULT_MODEL, available_models, read_card
+    from ase_em.pretrained import DEFAULT_MODEL, available_backbones, available_models, is_backbone, read_card
 
     card = read_card(args.model)
     cv = card.get("metrics", {}).get("cv_out_of_fold", {})
@@ -36,7 +36,9 @@ def cmd_info(args: argparse.Namespace) -> int:
         "ase_em": __version__,
         "default_model": DEFAULT_MODEL,
         "shipped_models": available_models(),
+        "shipped_backbones": available_backbones(),
         "model": card.get("name"),
+        "kind": card.get("kind") if is_backbone(card) else "barrier model",
         "model_metrics": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in cv.items()},
         "metrics_scheme": card.get("metrics", {}).get("scheme"),
         "torch": torch.__version__,
@@ -149,7 +151,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         name=args.name or out.name,
         grouped=args.grouped,
         workdir=Path(args.workdir) if args.workdir else None,
-        init_from=Path(args.init_from) if args.init_from else None,
+        init_from=Path(args.init_from) if args.init_from else None,  # a directory or shipped name
     )
     m = card["metrics"]["cv_out_of_fold"]
     print(
@@ -215,18 +217,18 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         return 130
     card = predictor.card  # skipped rows were logged (warnings) before training
     metrics = card["metrics"]
+    base = card["base_model"]
+    kind = f" ({base['kind']})" if base.get("kind") else ""
     print(
         f"wrote {args.output}: {card['strategy']} fine-tune ({card['strategy_choice']}) of "
-        f"{card['base_model']['name']} on {card['data']['n']} hops, {len(card['members'])} members; "
+        f"{base['name']}{kind} on {card['data']['n']} hops, {len(card['members'])} members; "
         f"{metrics['scheme']}"
     )
     for part in ("train", "validation"):
         if part in metrics:
-            m, b = metrics[part], metrics[f"base_{part}"]
-            print(
-                f"  {part:>10}: MAE {m['mae']:.3f} eV (base model {b['mae']:.3f} eV), "
-                f"RMSE {m['rmse']:.3f} eV, n {m['n']}"
-            )
+            m, b = metrics[part], metrics.get(f"base_{part}")
+            versus = "" if b is None else f" (base model {b['mae']:.3f} eV)"  # none for a backbone
+            print(f"  {part:>10}: MAE {m['mae']:.3f} eV{versus}, RMSE {m['rmse']:.3f} eV, n {m['n']}")
     return 0
 
 
@@ -343,8 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--alignn-layers", type=int, default=2)
     p.add_argument("--gcn-layers", type=int, default=2)
-    p.add_argument("--readout", choices=["mean", "ion"], default="ion")
-    p.add_argument("--init-from", default=None, help="start every fold model from a pre-trained backbone")
+    p.add_argument("--readout", choices=["mean", "ion", "path"], default="ion")
+    p.add_argument("--init-from", default=None, metavar="BACKBONE",
+                   help="start every fold model from a pre-trained backbone: directory or shipped name")
     p.add_argument("--workdir", default=None, help="checkpoints and graph cache (default: OUTPUT/.work)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.set_defaults(func=cmd_train)
@@ -361,7 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data", help="labelled hops: .csv, .json (em619) or .extxyz/.xyz/.traj (band5)")
     p.add_argument("--output", required=True, help="model directory to write")
     p.add_argument("--from", dest="base", default=None, metavar="MODEL",
-                   help="model to start from: directory or shipped name (default: shipped model)")
+                   help="model to start from: directory or shipped name of a barrier model or of a "
+                   "pre-trained backbone (ase-em pretrain output; fresh head) (default: shipped model)")
     p.add_argument("--strategy", choices=["head", "partial", "full"], default=None,
                    help="what trains: the output head; the last (graph convolution) layers and the "
                    "head; or everything (default: head < 50 hops, partial < 300, else full)")

@@ -8,6 +8,14 @@ uses. The result is a model directory like any other: model.pt and card.json (wr
 :func:`ase_em.pretrained.save_model`), plus ``log.csv`` (one row per member and epoch),
 ``predictions.csv`` and ``parity.png``.
 
+The start can also be a pre-trained backbone (``ase-em pretrain`` output, or a shipped
+backbone name), which has no barrier head: the result then has one member (K with
+``folds``), each with the backbone's weights, a freshly initialised head (seeded by
+(seed, member)) and the target scaling of its own training hops; the graph settings are
+the backbone's cutoff and max_neighbors with the shipped default model's crop radius (the
+backbone saw uncropped bulk crystals, hops are cropped as the shipped model crops them).
+The card then has no base-model metrics, and predictions.csv no base predictions.
+
 Strategies (which parameters train; the others stay exactly as in the base model):
 
 * ``head``: the output MLP only (8.4k of 158k parameters in the shipped model);
@@ -17,7 +25,7 @@ Strategies (which parameters train; the others stay exactly as in the base model
 
 By default the strategy follows the number of labelled hops: ``head`` below
 :data:`HEAD_MAX_HOPS` (50), ``partial`` below :data:`PARTIAL_MAX_HOPS` (300), else ``full``
-(see docs/finetune.md for the reasoning). Each member keeps its base model's target scaling
+(see docs/finetune.md for the reasoning). Each member of a barrier model keeps its base model's target scaling
 (mean and spread of the barriers it was trained on): the head's output units stay the ones
 the pretrained layers were fitted to, and a small data set gives a noisy mean and spread.
 
@@ -46,12 +54,13 @@ import numpy as np
 import torch
 
 from ase_em import __version__
+from ase_em.config import GraphConfig, ModelConfig, from_dict
 from ase_em.data import LabelledHops, load_labelled
-from ase_em.errors import AseEmError
+from ase_em.errors import AseEmError, ModelLoadError
 from ase_em.graph import BandGraph, collate
 from ase_em.metrics import barrier_metrics
 from ase_em.model import EmEnsemble, EmModel
-from ase_em.pretrained import LoadedModel, load_model, save_model
+from ase_em.pretrained import BACKBONE_KIND, is_backbone, load_model, read_card, resolve, save_model
 
 if TYPE_CHECKING:
     from ase_em.predictor import EmPredictor
@@ -112,6 +121,96 @@ class EpochLog:
     train_mae: float
     val_mae: float | None
     lr: float
+
+
+@dataclass
+class Base:
+    """What a fine-tune starts from: a barrier model or a pre-trained backbone.
+
+    Attributes:
+        path: its directory.
+        card: its parsed card.json.
+        model_config: network settings of the result.
+        graph_config: graph settings of the result.
+        record: the ``base_model`` entry of the result's card.
+        ensemble: the barrier model (None for a backbone, which has no barrier head).
+        backbone: the backbone's transferable weights (None for a barrier model).
+    """
+
+    path: Path
+    card: dict[str, Any]
+    model_config: ModelConfig
+    graph_config: GraphConfig
+    record: dict[str, Any]
+    ensemble: EmEnsemble | None = None
+    backbone: dict[str, torch.Tensor] | None = None
+
+    @property
+    def n_members(self) -> int:
+        """Members to start from: the model's, or one for a backbone."""
+        return 1 if self.ensemble is None else len(self.ensemble.members)
+
+    def start_member(self, index: int, targets: np.ndarray, seed: int) -> EmModel:
+        """Starting weights of one output member.
+
+        Args:
+            index: base member (ignored for a backbone).
+            targets: (n_train,) barriers the member trains on (a backbone member's scaling).
+            seed: seed of a backbone member's fresh head.
+
+        Returns:
+            A model with the base member's weights, or the backbone's with a seeded head.
+        """
+        if self.ensemble is not None:
+            return self.ensemble.members[index]
+        from ase_em.train import start_model
+
+        return start_model(self.model_config, targets, seed=seed, init=self.backbone)
+
+
+def load_base(base: str | Path | None = None) -> Base:
+    """Load the start of a fine-tune: a barrier model or a pre-trained backbone.
+
+    Args:
+        base: a shipped name or a directory of either kind (None: the shipped default model).
+
+    Returns:
+        The loaded start.
+
+    Raises:
+        ModelLoadError: neither kind, or a model/backbone that fails its checks.
+    """
+    directory = resolve(base)
+    card = read_card(directory)
+    if not is_backbone(card, directory):
+        if not (directory / "model.pt").is_file():
+            raise ModelLoadError(
+                f"{directory}: neither a barrier model (model.pt) nor a pre-trained backbone "
+                "(backbone.pt, from `ase-em pretrain`)"
+            )
+        loaded = load_model(directory)
+        name = card.get("name", directory.name)
+        record = {"name": name, "path": str(directory), "sha256": card.get("sha256")}
+        return Base(directory, card, loaded.ensemble.config, loaded.graph_config, record, loaded.ensemble)
+    from ase_em.train import load_backbone
+
+    crop_radius = read_card()["graph"].get("crop_radius")  # the shipped default model's
+    try:
+        model_config = from_dict(ModelConfig, card["model"])
+        graph = card["graph"]
+        graph_config = GraphConfig(float(graph["cutoff"]), int(graph["max_neighbors"]), crop_radius)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelLoadError(f"{directory}: backbone card lacks settings ({exc})") from None
+    state, _ = load_backbone(directory, model_config)
+    record = {
+        "name": card.get("name", directory.name),
+        "path": str(directory),
+        "sha256": card.get("sha256"),
+        "kind": BACKBONE_KIND,
+        "pretraining": card.get("kind"),
+        "properties": card.get("properties"),
+    }
+    return Base(directory, card, model_config, graph_config, record, backbone=state)
 
 
 def default_strategy(n_hops: int) -> str:
@@ -202,7 +301,9 @@ def finetune(
             :func:`ase_em.data.load_labelled`), or already loaded hops.
         output: model directory to write (model.pt, card.json, log.csv,
             predictions.csv, parity.png).
-        base: model to start from: a shipped name or a directory (default: shipped model).
+        base: model to start from: a shipped name or a directory (default: shipped model);
+            either a barrier model or a pre-trained backbone (``ase-em pretrain`` output, or
+            a shipped backbone name), see the module docstring.
         strategy: "head", "partial" or "full"; None picks by data size
             (:func:`default_strategy`).
         epochs: most epochs per member.
@@ -244,7 +345,7 @@ def finetune(
     n = len(labelled.hops)
     if n == 0:
         raise AseEmError(f"{labelled.path}: no hops to fine-tune on")
-    base_model = load_model(base)
+    base_model = load_base(base)
     if out.resolve() == base_model.path.resolve():
         raise AseEmError(f"{out}: is the base model's directory; write the fine-tuned model elsewhere")
     chosen = strategy or default_strategy(n)
@@ -262,7 +363,7 @@ def finetune(
         patience=patience,
     )
     _check_config(config, n)
-    plans = member_plans(n, len(base_model.ensemble.members), config)
+    plans = member_plans(n, base_model.n_members, config)
     work = Path(workdir) if workdir else out / ".work"
     settings = {
         "data_sha256": labelled.sha256,
@@ -282,8 +383,9 @@ def finetune(
     summaries: list[dict[str, Any]] = []
     log: list[EpochLog] = []
     for m, (base_index, train_idx, val_idx) in enumerate(plans):
+        head_seed = config.seed * 1000 + m  # a backbone member's fresh head
         model, summary, rows = _finetune_member(
-            base_model.ensemble.members[base_index],
+            base_model.start_member(base_index, targets[train_idx], head_seed),
             graphs,
             targets,
             train_idx,
@@ -296,10 +398,11 @@ def finetune(
             callback=callback,
         )
         members.append(model)
-        summaries.append({"base_member": base_index, **summary})
+        start = {"base_member": base_index} if base_model.ensemble is not None else {"head_seed": head_seed}
+        summaries.append({**start, **summary})
         log.extend(rows)
 
-    ensemble = EmEnsemble(base_model.ensemble.config, n_members=len(members))
+    ensemble = EmEnsemble(base_model.model_config, n_members=len(members))
     for slot, member in zip(ensemble.members, members, strict=True):
         slot.load_state_dict(member.state_dict())
     ensemble.eval()
@@ -328,7 +431,7 @@ def member_plans(n: int, n_base: int, config: FinetuneConfig) -> list[tuple[int,
 
     Args:
         n: number of hops.
-        n_base: members of the base ensemble.
+        n_base: members of the base ensemble (1 for a backbone).
         config: run settings (split or folds, seed).
 
     Returns:
@@ -384,7 +487,7 @@ def _finetune_member(
         return model, json.loads(blob["summary"]), [EpochLog(**r) for r in json.loads(blob["log"])]
 
     params = freeze(model, config.strategy)
-    mean, std = float(model.target_mean), float(model.target_std)  # the base member's scaling
+    mean, std = float(model.target_mean), float(model.target_std)  # the start member's scaling
     y = torch.as_tensor((targets - mean) / std, dtype=torch.float32)  # (n,) scaled
     n_train = len(train_idx)
     steps = max(1, -(-n_train // config.batch_size))
@@ -591,7 +694,7 @@ def _clean_workdir(work: Path, *, default: bool) -> None:
 def _write_outputs(
     out: Path,
     ensemble: EmEnsemble,
-    base: LoadedModel,
+    base: Base,
     data: LabelledHops,
     graphs: list[BandGraph],
     targets: np.ndarray,
@@ -604,9 +707,16 @@ def _write_outputs(
     name: str,
     command: str,
 ) -> dict[str, Any]:
-    """Predict, score, and write model.pt, card.json, log.csv, predictions.csv, parity.png."""
+    """Predict, score, and write model.pt, card.json, log.csv, predictions.csv, parity.png.
+
+    A backbone base has no barrier predictions: its metrics are None on the card, its column
+    in predictions.csv is empty and the parity plot shows the fine-tuned model only.
+    """
     pred, std = _ensemble_predict(ensemble, graphs)
-    base_pred, _ = _ensemble_predict(base.ensemble, graphs)
+    base_pred = None if base.ensemble is None else _ensemble_predict(base.ensemble, graphs)[0]
+
+    def base_metrics(mask: np.ndarray | slice) -> dict[str, Any] | None:
+        return None if base_pred is None else barrier_metrics(targets[mask], base_pred[mask])
     n = len(targets)
     val_mask = np.zeros(n, dtype=bool)
     oof = None
@@ -628,28 +738,25 @@ def _write_outputs(
     metrics: dict[str, Any] = {
         "scheme": scheme,
         "train": barrier_metrics(targets[train_mask], pred[train_mask]),
-        "base_train": barrier_metrics(targets[train_mask], base_pred[train_mask]),
+        "base_train": base_metrics(train_mask),
     }
     if oof is not None:
         metrics["cv_out_of_fold"] = barrier_metrics(targets, oof)
         metrics["validation"] = metrics["cv_out_of_fold"]
-        metrics["base_validation"] = barrier_metrics(targets, base_pred)
+        metrics["base_validation"] = base_metrics(slice(None))
     elif val_mask.any():
         metrics["validation"] = barrier_metrics(targets[val_mask], pred[val_mask])
-        metrics["base_validation"] = barrier_metrics(targets[val_mask], base_pred[val_mask])
+        metrics["base_validation"] = base_metrics(val_mask)
     base_card = base.card
+    what = "pre-trained backbone" if base.ensemble is None else "model"
     card = {
         "name": name,
         "version": __version__,
         "description": (
-            f"{base_card.get('name', base.path.name)} fine-tuned ({config.strategy}) on "
+            f"{base.record['name']} ({what}) fine-tuned ({config.strategy}) on "
             f"{Path(data.path).name}; ensemble of {len(ensemble.members)} fine-tuned members"
         ),
-        "base_model": {
-            "name": base_card.get("name", base.path.name),
-            "path": str(base.path),
-            "sha256": base_card.get("sha256"),
-        },
+        "base_model": base.record,
         "data": {
             "file": Path(data.path).name,
             "path": str(Path(data.path).resolve()),
@@ -671,7 +778,12 @@ def _write_outputs(
             if strategy_given
             else f"default for {n} hops (head < {HEAD_MAX_HOPS} <= partial < {PARTIAL_MAX_HOPS} <= full)"
         ),
-        "target_scaling": "kept from the base model's members (see members[].target_mean/std)",
+        "target_scaling": (
+            "kept from the base model's members (see members[].target_mean/std)"
+            if base.ensemble is not None
+            else "per member, mean and spread of its training barriers (a backbone has no barrier "
+            "scaling; see members[].target_mean/std)"
+        ),
         "finetune": asdict(config),
         "members": summaries,
         "metrics": metrics,
@@ -680,7 +792,7 @@ def _write_outputs(
         "license": base_card.get("license"),
         "torch": torch.__version__,
     }
-    save_model(ensemble, base.graph_config, out, card)
+    save_model(ensemble, base.graph_config, out, card)  # the card records graph settings
     with open(out / "log.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["member", "epoch", "train_mae", "val_mae", "lr"])
@@ -693,14 +805,16 @@ def _write_outputs(
                    + (["out_of_fold"] if oof is not None else []))
         for i in range(n):
             split = "validation" if (val_mask[i] and oof is None) else "train"
-            w.writerow([data.names[i], split, f"{targets[i]:.5f}", f"{base_pred[i]:.5f}", f"{pred[i]:.5f}",
+            base_i = "" if base_pred is None else f"{base_pred[i]:.5f}"
+            w.writerow([data.names[i], split, f"{targets[i]:.5f}", base_i, f"{pred[i]:.5f}",
                         "" if std is None else f"{std[i]:.5f}"]
                        + ([f"{oof[i]:.5f}"] if oof is not None else []))
     if oof is not None:
         _parity_plot(out / "parity.png", targets, oof, None, base_pred, "out-of-fold (K-fold CV)")
     elif val_mask.any():
         _parity_plot(out / "parity.png", targets[val_mask], pred[val_mask],
-                     None if std is None else std[val_mask], base_pred[val_mask], "validation")
+                     None if std is None else std[val_mask],
+                     None if base_pred is None else base_pred[val_mask], "validation")
     else:
         _parity_plot(out / "parity.png", targets, pred, std, base_pred, "training hops (no validation)")
     return card
@@ -730,10 +844,10 @@ def _parity_plot(
     target: np.ndarray,
     pred: np.ndarray,
     std: np.ndarray | None,
-    base_pred: np.ndarray,
+    base_pred: np.ndarray | None,
     label: str,
 ) -> None:
-    """Predicted vs DFT barriers (fine-tuned and base), written with the Agg canvas."""
+    """Predicted vs DFT barriers (fine-tuned, and base unless None), written with the Agg canvas."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -741,15 +855,17 @@ def _parity_plot(
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     spread = np.zeros_like(pred) if std is None else std
-    lo = float(min(target.min(), (pred - spread).min(), base_pred.min(), 0.0))
-    hi = float(max(target.max(), (pred + spread).max(), base_pred.max())) * 1.05 + 0.05
+    others = pred if base_pred is None else base_pred
+    lo = float(min(target.min(), (pred - spread).min(), others.min(), 0.0))
+    hi = float(max(target.max(), (pred + spread).max(), others.max())) * 1.05 + 0.05
     ax.plot([lo, hi], [lo, hi], color="0.3", lw=1, zorder=0)
     ax.fill_between([lo, hi], [lo - 0.1, hi - 0.1], [lo + 0.1, hi + 0.1], color="0.9", zorder=0,
                     label="±0.1 eV")
-    mae_base = float(np.abs(base_pred - target).mean())
     mae = float(np.abs(pred - target).mean())
-    ax.scatter(target, base_pred, s=18, facecolors="none", edgecolors="0.55",
-               label=f"base model (MAE {mae_base:.3f} eV)")
+    if base_pred is not None:  # a backbone base has no barrier predictions
+        mae_base = float(np.abs(base_pred - target).mean())
+        ax.scatter(target, base_pred, s=18, facecolors="none", edgecolors="0.55",
+                   label=f"base model (MAE {mae_base:.3f} eV)")
     ax.errorbar(target, pred, yerr=std, fmt="o", ms=4, color="C0", ecolor="C0", elinewidth=0.8,
                 label=f"fine-tuned (MAE {mae:.3f} eV)")
     ax.axvline(0.65, color="C3", lw=0.6, ls=":")

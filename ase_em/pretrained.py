@@ -2,6 +2,11 @@
 
 A model directory holds ``model.pt`` (a state dict, loaded with ``weights_only=True``)
 and ``card.json`` (settings, data, metrics, command, and the sha256 of model.pt).
+A pre-trained backbone (``ase-em pretrain``) is a directory of another kind: backbone.pt
+and a card whose ``kind`` starts with "pretrained backbone". It has no barrier head, so it
+is no model to predict with: it is a starting point for ``ase-em finetune --from`` and
+``ase-em train --init-from``. :func:`resolve` finds both (a shipped name or a path);
+:func:`available_models` lists only barrier models, :func:`available_backbones` the rest.
 Nothing is ever downloaded.
 """
 
@@ -21,6 +26,7 @@ from ase_em.model import EmEnsemble
 
 DEFAULT_MODEL = "alignn-em-v1"
 WEIGHTS_DIR = Path(__file__).parent / "weights"
+BACKBONE_KIND = "pretrained backbone"  # prefix of the card "kind" of an ``ase-em pretrain`` output
 
 
 @dataclass
@@ -41,10 +47,45 @@ class LoadedModel:
 
 
 def available_models() -> list[str]:
-    """Names of the models shipped in the package."""
+    """Names of the barrier models shipped in the package (folders with model.pt and a card)."""
     if not WEIGHTS_DIR.is_dir():
         return []
-    return sorted(p.name for p in WEIGHTS_DIR.iterdir() if (p / "card.json").is_file())
+    return sorted(
+        p.name for p in WEIGHTS_DIR.iterdir() if (p / "card.json").is_file() and (p / "model.pt").is_file()
+    )
+
+
+def available_backbones() -> list[str]:
+    """Names of the pre-trained backbones shipped in the package (see :func:`is_backbone`)."""
+    if not WEIGHTS_DIR.is_dir():
+        return []
+    names = []
+    for p in sorted(WEIGHTS_DIR.iterdir()):
+        try:
+            card = json.loads((p / "card.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if is_backbone(card, p):
+            names.append(p.name)
+    return names
+
+
+def is_backbone(card: dict[str, Any], directory: str | Path | None = None) -> bool:
+    """Whether a card (of ``directory``) describes a pre-trained backbone, not a barrier model.
+
+    Args:
+        card: the parsed card.json.
+        directory: its folder; a folder with backbone.pt and no model.pt counts too.
+
+    Returns:
+        True for an ``ase-em pretrain`` output.
+    """
+    if str(card.get("kind") or "").startswith(BACKBONE_KIND):
+        return True
+    if directory is None:
+        return False
+    d = Path(directory)
+    return (d / "backbone.pt").is_file() and not (d / "model.pt").is_file()
 
 
 def resolve(name_or_dir: str | Path | None = None) -> Path:
@@ -64,9 +105,11 @@ def resolve(name_or_dir: str | Path | None = None) -> Path:
     shipped = WEIGHTS_DIR / str(name_or_dir)
     if (shipped / "card.json").is_file():
         return shipped
+    backbones = available_backbones()
     raise ModelLoadError(
         f"{name_or_dir}: not a model directory (no card.json) nor a shipped model "
-        f"(shipped: {', '.join(available_models()) or 'none'})"
+        f"(shipped: {', '.join(available_models()) or 'none'}"
+        + (f"; shipped backbones: {', '.join(backbones)})" if backbones else ")")
     )
 
 
@@ -94,10 +137,18 @@ def load_model(name_or_dir: str | Path | None = None) -> LoadedModel:
         The loaded model in eval mode.
 
     Raises:
-        ModelLoadError: missing files, checksum mismatch or weights that do not fit.
+        ModelLoadError: missing files, checksum mismatch, weights that do not fit, or a
+            pre-trained backbone (no barrier head) instead of a model.
     """
     directory = resolve(name_or_dir)
     card = read_card(directory)
+    if is_backbone(card, directory):
+        raise ModelLoadError(
+            f"{directory}: is a pre-trained backbone ({card.get('kind') or BACKBONE_KIND}), not a barrier "
+            "model: it has no barrier head to predict with; start a model from it with "
+            "`ase-em finetune DATA --from "
+            f"{name_or_dir}` or `ase-em train DATA --init-from {name_or_dir}`"
+        )
     weights = directory / "model.pt"
     if not weights.is_file():
         raise ModelLoadError(f"{weights}: missing")

@@ -79,6 +79,33 @@ def fold_indices(n: int, folds: int, seed: int, groups: np.ndarray | None = None
     return [test for _, test in splitter.split(idx, groups=groups)]
 
 
+def start_model(
+    model_config: ModelConfig,
+    targets: np.ndarray,
+    *,
+    seed: int,
+    init: dict[str, torch.Tensor] | None = None,
+) -> EmModel:
+    """A model before its first step: seeded initialisation, backbone weights, target scaling.
+
+    Args:
+        model_config: network settings.
+        targets: (n,) barriers (eV) it will train on; their mean and spread become its scaling.
+        seed: seed of the initialisation (``torch.manual_seed``, so the global RNG is reset).
+        init: weights to start from (a pre-trained backbone); head and scaling are excluded,
+            so the head keeps its seeded random initialisation.
+
+    Returns:
+        The model (train mode).
+    """
+    torch.manual_seed(seed)
+    model = EmModel(model_config)
+    if init is not None:
+        model.load_state_dict(backbone_only(init), strict=False)
+    model.set_target_scaling(torch.as_tensor(targets, dtype=torch.float32))
+    return model
+
+
 def train_model(
     graphs: list[BandGraph],
     targets: np.ndarray,
@@ -107,12 +134,8 @@ def train_model(
     """
     from tqdm import tqdm
 
-    torch.manual_seed(seed)
-    model = EmModel(model_config)
-    if init is not None:
-        model.load_state_dict(backbone_only(init), strict=False)
+    model = start_model(model_config, targets, seed=seed, init=init)
     y = torch.as_tensor(targets, dtype=torch.float32)
-    model.set_target_scaling(y)
     y_scaled = (y - model.target_mean) / model.target_std
     n = len(graphs)
     steps = max(1, -(-n // train_config.batch_size))
@@ -297,12 +320,13 @@ def backbone_only(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def load_backbone(
-    directory: Path, model_config: ModelConfig
+    directory: str | Path, model_config: ModelConfig
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Read a pre-trained backbone (``ase-em pretrain`` output) and check it fits the model.
 
     Args:
-        directory: folder with backbone.pt and card.json.
+        directory: folder with backbone.pt and card.json, or the name of a shipped backbone
+            (a folder under ase_em/weights/).
         model_config: the barrier model's settings, which must equal the backbone's.
 
     Returns:
@@ -312,18 +336,17 @@ def load_backbone(
         ModelLoadError: missing files, checksum mismatch or another network size.
     """
     from ase_em.errors import ModelLoadError
-    from ase_em.pretrained import sha256
+    from ase_em.pretrained import read_card, resolve, sha256
 
-    directory = Path(directory)
+    directory = resolve(directory)
     weights, card_path = directory / "backbone.pt", directory / "card.json"
     if not weights.is_file() or not card_path.is_file():
         raise ModelLoadError(f"{directory}: not a pre-trained backbone (needs backbone.pt and card.json)")
-    import json
-
-    card = json.loads(card_path.read_text())
+    card = read_card(directory)
     if sha256(weights) != card.get("sha256"):
         raise ModelLoadError(f"{weights}: checksum does not match its card")
-    if card.get("model") != asdict(model_config):
+    # the readout has no weights of its own (the head starts fresh), so it may differ
+    if {**card.get("model", {}), "readout": None} != {**asdict(model_config), "readout": None}:
         raise ModelLoadError(
             f"{directory}: backbone settings {card.get('model')} differ from the model's "
             f"{asdict(model_config)}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 from pathlib import Path
 
 import numpy as np
@@ -73,3 +75,49 @@ def tiny_predictor(tiny_model_dir):
     from ase_em.predictor import EmPredictor
 
     return EmPredictor.from_pretrained(tiny_model_dir)
+
+
+def jarvis_dict(a: Atoms) -> dict:
+    """A JARVIS atoms dict (fractional coordinates) of ASE atoms, as em619 and mpt store them."""
+    return {
+        "lattice_mat": a.cell.tolist(),
+        "coords": a.get_scaled_positions().tolist(),
+        "elements": a.get_chemical_symbols(),
+        "cartesian": False,
+    }
+
+
+def write_mpt_dir(directory: Path) -> Path:
+    """A tiny mpt folder (six crystals; properties bg, gv and fe) for ``ase-em pretrain``."""
+    from ase.build import bulk
+
+    crystals = [
+        bulk("NaCl", "rocksalt", a=5.6),
+        bulk("Si", "diamond", a=5.43),
+        bulk("Cu", "fcc", a=3.6),
+        bulk("MgO", "rocksalt", a=4.2),
+        bulk("LiF", "rocksalt", a=4.0),
+        bulk("Al", "fcc", a=4.05),
+    ]
+    bg = [
+        {"id": f"bg-{i}", "atoms": jarvis_dict(a), "target": t}
+        for i, (a, t) in enumerate(zip(crystals, [5.0, 0.6, 0, 4.5, 9.0, 0]))
+    ]
+    gv = [
+        {"id": f"gv-{i}", "atoms": jarvis_dict(a), "target": t}
+        for i, (a, t) in enumerate(zip(crystals, [1.2, 1.8, 1.7, 2.1, 1.7, 1.4]))
+    ]
+    (directory / "scaled_only").mkdir(parents=True, exist_ok=True)
+    fe = [
+        {"id": f"fe-{i}", "atoms": jarvis_dict(a), "target_minmax": t}
+        for i, (a, t) in enumerate(zip(crystals, [-0.5, 0.1, 0.2, -0.7, -0.9, 0.3]))
+    ]
+    for name, recs in (("bg.json.gz", bg), ("gv.json.gz", gv), ("scaled_only/fe.minmax.json.gz", fe)):
+        with gzip.open(directory / name, "wt") as f:
+            json.dump(recs, f)
+    return directory
+
+
+@pytest.fixture()
+def mpt_dir(tmp_path) -> Path:
+    return write_mpt_dir(tmp_path)

@@ -2,57 +2,17 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 
 import numpy as np
 import pytest
 import torch
-from ase.build import bulk
 
 import ase_em.pretrain as pt
 from ase_em.cli import main
 from ase_em.config import ModelConfig
 from ase_em.model import EmModel
-
-
-def _jdict(a):
-    return {
-        "lattice_mat": a.cell.tolist(),
-        "coords": a.get_scaled_positions().tolist(),
-        "elements": a.get_chemical_symbols(),
-        "cartesian": False,
-    }
-
-
-@pytest.fixture()
-def mpt_dir(tmp_path):
-    crystals = [
-        bulk("NaCl", "rocksalt", a=5.6),
-        bulk("Si", "diamond", a=5.43),
-        bulk("Cu", "fcc", a=3.6),
-        bulk("MgO", "rocksalt", a=4.2),
-        bulk("LiF", "rocksalt", a=4.0),
-        bulk("Al", "fcc", a=4.05),
-    ]
-    bg = [
-        {"id": f"bg-{i}", "atoms": _jdict(a), "target": t}
-        for i, (a, t) in enumerate(zip(crystals, [5.0, 0.6, 0, 4.5, 9.0, 0]))
-    ]
-    gv = [
-        {"id": f"gv-{i}", "atoms": _jdict(a), "target": t}
-        for i, (a, t) in enumerate(zip(crystals, [1.2, 1.8, 1.7, 2.1, 1.7, 1.4]))
-    ]
-    (tmp_path / "scaled_only").mkdir()
-    fe = [
-        {"id": f"fe-{i}", "atoms": _jdict(a), "target_minmax": t}
-        for i, (a, t) in enumerate(zip(crystals, [-0.5, 0.1, 0.2, -0.7, -0.9, 0.3]))
-    ]
-    for name, recs in (("bg.json.gz", bg), ("gv.json.gz", gv), ("scaled_only/fe.minmax.json.gz", fe)):
-        with gzip.open(tmp_path / name, "wt") as f:
-            json.dump(recs, f)
-    return tmp_path
-
+from tests.conftest import jarvis_dict as _jdict
 
 ARGS = [
     "--properties",
