@@ -94,7 +94,8 @@ class EmModel(nn.Module):
             if int(ion.sum()) != N_IMAGES * g.batch_size:
                 raise ValueError(f'readout "path" needs {N_IMAGES} ion images in every graph')
             xi = x[ion].view(g.batch_size, N_IMAGES, -1)  # the ion images lead each graph, in order
-            pooled = torch.cat([(xi[:, 0] + xi[:, 4]) / 2, (xi[:, 1] + xi[:, 3]) / 2, xi[:, 2], pooled], dim=1)
+            ends, quarters = (xi[:, 0] + xi[:, 4]) / 2, (xi[:, 1] + xi[:, 3]) / 2
+            pooled = torch.cat([ends, quarters, xi[:, 2], pooled], dim=1)
         return pooled
 
     def forward_scaled(self, g: TorchGraph, lg: TorchGraph) -> torch.Tensor:
