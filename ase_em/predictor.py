@@ -14,6 +14,7 @@ from ase_em.band import build_band
 from ase_em.graph import BandGraph, build_graph, check_elements, collate
 from ase_em.hop import Hop, as_hop
 from ase_em.pretrained import LoadedModel, load_model
+from ase_em.uncertainty import error_bar
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,9 @@ class EmResult:
 
     Attributes:
         em: migration barrier (eV).
-        em_std: spread of the ensemble members (eV); None for a single model.
+        em_std: uncertainty (eV): the ensemble members' spread, calibrated on cross-validation
+            when the model card holds calibration parameters (see :mod:`ase_em.uncertainty`);
+            None for a single model.
         hop: the hop it belongs to.
     """
 
@@ -56,6 +59,7 @@ class EmPredictor:
         self.device = determine_device(device)
         self.batch_size = batch_size
         self.model.ensemble.to(self.device)
+        self.uncertainty = model.card.get("uncertainty")  # calibration of em_std, if any
 
     @classmethod
     def from_pretrained(
@@ -114,7 +118,9 @@ class EmPredictor:
         for i in tqdm(starts, desc="predict", unit="batch", disable=not progress or None):
             chunk = hop_list[i : i + self.batch_size]
             g, lg = collate([self.graph(h) for h in chunk])
-            em, std = self.model.ensemble(g.to(self.device), lg.to(self.device))
+            em, spread = self.model.ensemble(g.to(self.device), lg.to(self.device))
+            em = em.detach().cpu().numpy()
+            std = None if spread is None else error_bar(em, spread.detach().cpu().numpy(), self.uncertainty)
             for k, hop in enumerate(chunk):
                 results.append(EmResult(float(em[k]), None if std is None else float(std[k]), hop))
         return results
