@@ -58,7 +58,8 @@ def fit(targets: np.ndarray, predictions: np.ndarray) -> dict[str, float]:
         scale = error_bar(em, spread, {"spread_scale": a, "relative": b, "floor": c}) / np.sqrt(2)
         return float(np.mean(np.log(scale) + residual / scale))
 
-    best = minimize(nll, np.log([1.0, 0.2, 0.1]), method="Nelder-Mead", options={"xatol": 1e-6, "fatol": 1e-9})
+    options = {"xatol": 1e-6, "fatol": 1e-9}
+    best = minimize(nll, np.log([1.0, 0.2, 0.1]), method="Nelder-Mead", options=options)
     a, b, c = np.exp(best.x)
     return {"spread_scale": float(a), "relative": float(b), "floor": float(c)}
 
