@@ -1,0 +1,75 @@
+"""The model study's table: cross-validation figures of finished `ase-em train` runs.
+
+Usage:
+    python benchmarks/cv_study.py RUN_DIR [RUN_DIR ...] [--baseline RUN_DIR] [--data TRAIN.json]
+
+Each RUN_DIR is the output of `ase-em train` (card.json + cv_predictions.csv, out-of-fold
+predictions in data order). Prints one Markdown row per run: settings, MAE, RMSE, R2,
+accuracy/precision/recall at 0.65 eV, and the paired MAE difference to the baseline run
+(same hops; mean and standard error over the baseline's folds, which is only meaningful
+when both runs used the same folds, i.e. the same --seed and scheme).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def settings(card: dict) -> str:
+    m, t, g = card["model"], card["train"], card["graph"]
+    init = (card.get("base_model") or {}).get("name") or "scratch"
+    return (
+        f"{m['hidden_features']} hidden, {m['alignn_layers']}+{m['gcn_layers']} layers, "
+        f"readout {m['readout']}, "
+        f"{g['max_neighbors']} nb, crop {g['crop_radius']}, {t['epochs']} ep, lr {t['lr']}, from {init}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("runs", nargs="+")
+    parser.add_argument("--baseline", default=None, help="run to compare with, fold by fold")
+    parser.add_argument("--data", default=str(ROOT.parent / "shared/data/em619/band5_train.json"))
+    args = parser.parse_args()
+
+    from ase_em.data import load_em619
+    from ase_em.metrics import barrier_metrics
+    from ase_em.train import compound_groups, fold_indices
+
+    data = load_em619(args.data, skip_invalid=True)
+    y = np.asarray(data.targets)
+
+    def load(run: str) -> tuple[dict, np.ndarray]:
+        card = json.loads((Path(run) / "card.json").read_text())
+        cv = np.loadtxt(Path(run) / "cv_predictions.csv", delimiter=",", skiprows=1)
+        assert np.allclose(cv[:, 0], y, atol=1e-4), f"{run}: not this data file"
+        return card, cv[:, 1]
+
+    base = load(args.baseline) if args.baseline else None
+    if base is not None:
+        t = base[0]["train"]
+        groups = compound_groups(data.names) if "grouped" in base[0]["split"] else None
+        folds = fold_indices(len(y), t["folds"], t["seed"], groups)
+    print("| run | settings | split | MAE | RMSE | R2 | acc | prec | rec | paired dMAE |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for run in args.runs:
+        card, pred = load(run)
+        m = barrier_metrics(y, pred)
+        diff = ""
+        if base is not None and run != args.baseline:
+            d = [np.abs(pred[f] - y[f]).mean() - np.abs(base[1][f] - y[f]).mean() for f in folds]
+            diff = f"{np.mean(d):+.3f} +- {np.std(d, ddof=1) / np.sqrt(len(d)):.3f}"
+        print(
+            f"| {Path(run).name} | {settings(card)} | {card['split']} | {m['mae']:.3f} | {m['rmse']:.3f} | "
+            f"{m['r2']:.3f} | {m['accuracy']:.3f} | {m['precision']:.3f} | {m['recall']:.3f} | {diff} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
