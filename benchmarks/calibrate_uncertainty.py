@@ -1,0 +1,63 @@
+"""Fit the em_std calibration on cross-validation runs and (optionally) write it on a card.
+
+Usage:
+    python benchmarks/calibrate_uncertainty.py RUN_DIR RUN_DIR [...] [--write MODEL_DIR]
+
+Each RUN_DIR is an `ase-em train` output (cv_predictions.csv: out-of-fold predictions in data
+order) of the same network settings with another fold split (another --seed, or --grouped).
+Every TRAIN hop then has one prediction per run from a model that never saw it: their mean,
+spread and residual feed `ase_em.uncertainty.fit`. Prints the parameters, the raw spread's
+coverage, and the calibrated coverage with parameters fitted out of fold (5 parts of the hops).
+With --write, stores the parameters and figures under "uncertainty" in MODEL_DIR/card.json
+(model.pt and its checksum are untouched).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("runs", nargs="+")
+    parser.add_argument("--write", default=None, metavar="MODEL_DIR")
+    args = parser.parse_args()
+
+    from ase_em import uncertainty
+
+    cvs = [np.loadtxt(Path(r) / "cv_predictions.csv", delimiter=",", skiprows=1) for r in args.runs]
+    targets = cvs[0][:, 0]
+    for run, cv in zip(args.runs, cvs, strict=True):
+        assert np.allclose(cv[:, 0], targets, atol=1e-4), f"{run}: other hops than {args.runs[0]}"
+    preds = np.stack([cv[:, 1] for cv in cvs])
+    params = uncertainty.fit(targets, preds)
+    em, spread = preds.mean(0), preds.std(0, ddof=1)
+    ratio = np.abs(targets - em) / spread
+    raw = {"within_1_std": float((ratio <= 1).mean()), "within_2_std": float((ratio <= 2).mean())}
+    calibrated = uncertainty.coverage(targets, preds)
+    report = {
+        **params,
+        "fitted_on": [
+            f"{Path(r).name}: {json.loads((Path(r) / 'card.json').read_text())['split']}" for r in args.runs
+        ],
+        "n": int(len(targets)),
+        "median_spread_eV": float(np.median(spread)),
+        "median_em_std_eV": float(np.median(uncertainty.error_bar(em, spread, params))),
+        "coverage_raw_spread": raw,
+        "coverage_calibrated_out_of_fold": calibrated,
+    }
+    print(json.dumps(report, indent=2))
+    if args.write:
+        card_path = Path(args.write) / "card.json"
+        card = json.loads(card_path.read_text())
+        card["uncertainty"] = report
+        card_path.write_text(json.dumps(card, indent=2) + "\n")
+        print(f"wrote the calibration into {card_path}")
+
+
+if __name__ == "__main__":
+    main()
