@@ -221,7 +221,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     kind = f" ({base['kind']})" if base.get("kind") else ""
     print(
         f"wrote {args.output}: {card['strategy']} fine-tune ({card['strategy_choice']}) of "
-        f"{base['name']}{kind} on {card['data']['n']} hops, {len(card['members'])} members; "
+        f"{base['name']}{kind} on {card['data']['n']} hops, {len(card['members'])} member{'s' * (len(card['members']) != 1)}; "
         f"{metrics['scheme']}"
     )
     for part in ("train", "validation"):

@@ -749,12 +749,13 @@ def _write_outputs(
         metrics["base_validation"] = base_metrics(val_mask)
     base_card = base.card
     what = "pre-trained backbone" if base.ensemble is None else "model"
+    n_members = len(ensemble.members)
     card = {
         "name": name,
         "version": __version__,
         "description": (
             f"{base.record['name']} ({what}) fine-tuned ({config.strategy}) on "
-            f"{Path(data.path).name}; ensemble of {len(ensemble.members)} fine-tuned members"
+            f"{Path(data.path).name}; {n_members} fine-tuned member{'s' * (n_members != 1)}"
         ),
         "base_model": base.record,
         "data": {
