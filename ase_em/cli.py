@@ -219,9 +219,10 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     metrics = card["metrics"]
     base = card["base_model"]
     kind = f" ({base['kind']})" if base.get("kind") else ""
+    n_members = len(card["members"])
     print(
         f"wrote {args.output}: {card['strategy']} fine-tune ({card['strategy_choice']}) of "
-        f"{base['name']}{kind} on {card['data']['n']} hops, {len(card['members'])} member{'s' * (len(card['members']) != 1)}; "
+        f"{base['name']}{kind} on {card['data']['n']} hops, {n_members} member{'s' * (n_members != 1)}; "
         f"{metrics['scheme']}"
     )
     for part in ("train", "validation"):
