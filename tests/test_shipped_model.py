@@ -35,3 +35,17 @@ def test_recorded_barrier_on_the_shipped_example(shipped):
 
     again = shipped.predict_one(Hop.from_images(LFP / "neb_images.extxyz"))
     assert again.em == pytest.approx(result.em, abs=1e-4)
+
+
+def test_shipped_backbone_verifies_and_fits_the_default_network():
+    from ase_em.config import ModelConfig, from_dict
+    from ase_em.model import EmModel
+    from ase_em.pretrained import available_backbones
+    from ase_em.train import backbone_only, load_backbone
+
+    assert "mpt-v1" in available_backbones() and "mpt-v1" not in available_models()
+    config = from_dict(ModelConfig, read_card()["model"])
+    weights, record = load_backbone("mpt-v1", config)  # checks the sha256 on its card
+    assert record["kind"] == "pretrained backbone (multi-property)"
+    assert set(weights) == set(backbone_only(EmModel(config).state_dict()))
+    assert read_card("mpt-v1")["data"]["n_structures"] == 30529
