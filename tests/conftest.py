@@ -121,3 +121,13 @@ def write_mpt_dir(directory: Path) -> Path:
 @pytest.fixture()
 def mpt_dir(tmp_path) -> Path:
     return write_mpt_dir(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module: tiny training runs are many small ops, which extra
+    threads only slow down (16x on 2 cores shared with another process)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

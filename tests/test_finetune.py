@@ -21,15 +21,7 @@ from ase_em.train import predict_graphs
 from tests.conftest import make_tiny_model
 from tests.test_data import lif_hop, write_band_extxyz, write_hops_csv
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: these tiny runs are many small ops, which extra threads only slow down
-    (16x on 2 cores shared with another process)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -28,12 +28,7 @@ from tests.conftest import EXAMPLES, make_tiny_model, write_mpt_dir
 SMALL_HOPS = ("Li3OCl_1", "Li3SI", "Na3OBr", "Cr2O4_Li", "Co2O4_Mg", "CaNiN_2")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
