@@ -1,13 +1,15 @@
 """The model study's table: cross-validation figures of finished `ase-em train` runs.
 
 Usage:
-    python benchmarks/cv_study.py RUN_DIR [RUN_DIR ...] [--baseline RUN_DIR] [--data TRAIN.json]
+    python benchmarks/cv_study.py RUN_DIR [RUN_DIR ...] [--baseline RUN_DIR] [--data TRAIN.json] [--bins]
 
 Each RUN_DIR is the output of `ase-em train` (card.json + cv_predictions.csv, out-of-fold
 predictions in data order). Prints one Markdown row per run: settings, MAE, RMSE, R2,
 accuracy/precision/recall at 0.65 eV, and the paired MAE difference to the baseline run
 (same hops; mean and standard error over the baseline's folds, which is only meaningful
-when both runs used the same folds, i.e. the same --seed and scheme).
+when both runs used the same folds, i.e. the same --seed and scheme). With --bins: for each
+run, MAE and mean signed error (prediction - DFT) by range of the DFT barrier, and the
+correlation of its errors with the baseline's.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ def main() -> None:
     parser.add_argument("runs", nargs="+")
     parser.add_argument("--baseline", default=None, help="run to compare with, fold by fold")
     parser.add_argument("--data", default=str(ROOT.parent / "shared/data/em619/band5_train.json"))
+    parser.add_argument("--bins", action="store_true", help="errors by barrier range")
     args = parser.parse_args()
 
     from ase_em.data import load_em619
@@ -69,6 +72,21 @@ def main() -> None:
             f"| {Path(run).name} | {settings(card)} | {card['split']} | {m['mae']:.3f} | {m['rmse']:.3f} | "
             f"{m['r2']:.3f} | {m['accuracy']:.3f} | {m['precision']:.3f} | {m['recall']:.3f} | {diff} |"
         )
+    if args.bins:
+        edges = [0.0, 0.3, 0.65, 1.0, 1.5, 2.5, np.inf]
+        print("\n| run | " + " | ".join(f"{lo}-{hi} eV" for lo, hi in zip(edges[:-1], edges[1:])) + " |")
+        print("| --- |" + " --- |" * (len(edges) - 1))
+        for run in args.runs:
+            _, pred = load(run)
+            cells = []
+            for lo, hi in zip(edges[:-1], edges[1:]):
+                sel = (y >= lo) & (y < hi)
+                err = pred[sel] - y[sel]
+                cells.append(f"n {sel.sum()}: MAE {np.abs(err).mean():.2f}, bias {err.mean():+.2f}")
+            corr = ""
+            if base is not None:
+                corr = f" (error corr. with baseline {np.corrcoef(pred - y, base[1] - y)[0, 1]:.2f})"
+            print(f"| {Path(run).name}{corr} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
