@@ -2,6 +2,7 @@
 
 Usage:
     python benchmarks/calibrate_uncertainty.py RUN_DIR RUN_DIR [...] [--write MODEL_DIR]
+    python benchmarks/calibrate_uncertainty.py RUN_DIR RUN_DIR [...] --check MODEL_DIR
 
 Each RUN_DIR is an `ase-em train` output (cv_predictions.csv: out-of-fold predictions in data
 order) of the same network settings with another fold split (another --seed, or --grouped).
@@ -9,7 +10,9 @@ Every TRAIN hop then has one prediction per run from a model that never saw it: 
 spread and residual feed `ase_em.uncertainty.fit`. Prints the parameters, the raw spread's
 coverage, and the calibrated coverage with parameters fitted out of fold (5 parts of the hops).
 With --write, stores the parameters and figures under "uncertainty" in MODEL_DIR/card.json
-(model.pt and its checksum are untouched).
+(model.pt and its checksum are untouched). With --check, fits nothing: reports the coverage
+that the calibration on MODEL_DIR's card gives on these runs (an independent check when the
+runs were not used to fit it).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("runs", nargs="+")
     parser.add_argument("--write", default=None, metavar="MODEL_DIR")
+    parser.add_argument("--check", default=None, metavar="MODEL_DIR")
     args = parser.parse_args()
 
     from ase_em import uncertainty
@@ -34,8 +38,16 @@ def main() -> None:
     for run, cv in zip(args.runs, cvs, strict=True):
         assert np.allclose(cv[:, 0], targets, atol=1e-4), f"{run}: other hops than {args.runs[0]}"
     preds = np.stack([cv[:, 1] for cv in cvs])
-    params = uncertainty.fit(targets, preds)
     em, spread = preds.mean(0), preds.std(0, ddof=1)
+    if args.check:
+        params = json.loads((Path(args.check) / "card.json").read_text())["uncertainty"]
+        ratio = np.abs(targets - em) / uncertainty.error_bar(em, spread, params)
+        print(
+            f"calibration of {args.check} on {', '.join(args.runs)}: "
+            f"{(ratio <= 1).mean():.3f} within 1 em_std, {(ratio <= 2).mean():.3f} within 2"
+        )
+        return
+    params = uncertainty.fit(targets, preds)
     ratio = np.abs(targets - em) / spread
     raw = {"within_1_std": float((ratio <= 1).mean()), "within_2_std": float((ratio <= 2).mean())}
     calibrated = uncertainty.coverage(targets, preds)
