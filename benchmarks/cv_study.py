@@ -1,13 +1,15 @@
 """The model study's table: cross-validation figures of finished `ase-em train` runs.
 
 Usage:
-    python benchmarks/cv_study.py RUN_DIR [RUN_DIR ...] [--baseline RUN_DIR] [--data TRAIN.json] [--bins]
+    python benchmarks/cv_study.py RUN_DIR [RUN_DIR ...] [--baseline RUN_DIR] [--data TRAIN.json]
+        [--bins] [--mean-of RUN_DIR RUN_DIR ...]
 
 Each RUN_DIR is the output of `ase-em train` (card.json + cv_predictions.csv, out-of-fold
 predictions in data order). Prints one Markdown row per run: settings, MAE, RMSE, R2,
 accuracy/precision/recall at 0.65 eV, and the paired MAE difference to the baseline run
 (same hops; mean and standard error over the baseline's folds, which is only meaningful
-when both runs used the same folds, i.e. the same --seed and scheme). With --bins: for each
+when both runs used the same folds, i.e. the same --seed and scheme). With --mean-of: one more row for the mean of several runs' out-of-fold
+predictions (a CV estimate of an ensemble of those settings). With --bins: for each
 run, MAE and mean signed error (prediction - DFT) by range of the DFT barrier, and the
 correlation of its errors with the baseline's.
 """
@@ -39,6 +41,13 @@ def main() -> None:
     parser.add_argument("--baseline", default=None, help="run to compare with, fold by fold")
     parser.add_argument("--data", default=str(ROOT.parent / "shared/data/em619/band5_train.json"))
     parser.add_argument("--bins", action="store_true", help="errors by barrier range")
+    parser.add_argument(
+        "--mean-of",
+        nargs="+",
+        default=None,
+        metavar="RUN_DIR",
+        help="also score the mean of these runs' out-of-fold predictions",
+    )
     args = parser.parse_args()
 
     from ase_em.data import load_em619
@@ -71,6 +80,13 @@ def main() -> None:
         print(
             f"| {Path(run).name} | {settings(card)} | {card['split']} | {m['mae']:.3f} | {m['rmse']:.3f} | "
             f"{m['r2']:.3f} | {m['accuracy']:.3f} | {m['precision']:.3f} | {m['recall']:.3f} | {diff} |"
+        )
+    if args.mean_of:
+        m = barrier_metrics(y, np.mean([load(run)[1] for run in args.mean_of], axis=0))
+        print(
+            f"| mean of {', '.join(Path(r).name for r in args.mean_of)} | | | {m['mae']:.3f} | "
+            f"{m['rmse']:.3f} | "
+            f"{m['r2']:.3f} | {m['accuracy']:.3f} | {m['precision']:.3f} | {m['recall']:.3f} | |"
         )
     if args.bins:
         edges = [0.0, 0.3, 0.65, 1.0, 1.5, 2.5, np.inf]
