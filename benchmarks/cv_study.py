@@ -8,8 +8,9 @@ Each RUN_DIR is the output of `ase-em train` (card.json + cv_predictions.csv, ou
 predictions in data order). Prints one Markdown row per run: settings, MAE, RMSE, R2,
 accuracy/precision/recall at 0.65 eV, and the paired MAE difference to the baseline run
 (same hops; mean and standard error over the baseline's folds, which is only meaningful
-when both runs used the same folds, i.e. the same --seed and scheme). With --mean-of: one more row for the mean of several runs' out-of-fold
-predictions (a CV estimate of an ensemble of those settings). With --bins: for each
+when both runs used the same folds, i.e. the same --seed and scheme). With --mean-of: one
+more row for the mean of several runs' out-of-fold predictions (a CV estimate of an
+ensemble of those settings). With --bins: for each
 run, MAE and mean signed error (prediction - DFT) by range of the DFT barrier, and the
 correlation of its errors with the baseline's.
 """
