@@ -7,10 +7,11 @@ Usage:
 Each RUN_DIR is the output of `ase-em train` (card.json + cv_predictions.csv, out-of-fold
 predictions in data order). Prints one Markdown row per run: settings, MAE, RMSE, R2,
 accuracy/precision/recall at 0.65 eV, and the paired MAE difference to the baseline run
-(same hops; mean and standard error over the baseline's folds, which is only meaningful
-when both runs used the same folds, i.e. the same --seed and scheme). With --mean-of: one
+(same hops; mean and standard error over the baseline's folds; only for runs with the
+baseline's folds, i.e. the same --seed and scheme). With --mean-of: one
 more row for the mean of several runs' out-of-fold predictions (a CV estimate of an
-ensemble of those settings). With --bins: for each
+ensemble of those settings). With --write-card MODEL_DIR: the rows, with each run's command,
+are stored under "study" in that model's card.json. With --bins: for each
 run, MAE and mean signed error (prediction - DFT) by range of the DFT barrier, and the
 correlation of its errors with the baseline's.
 """
@@ -43,6 +44,12 @@ def main() -> None:
     parser.add_argument("--data", default=str(ROOT.parent / "shared/data/em619/band5_train.json"))
     parser.add_argument("--bins", action="store_true", help="errors by barrier range")
     parser.add_argument(
+        "--write-card",
+        default=None,
+        metavar="MODEL_DIR",
+        help="store the rows (with each run's command) under 'study' in this card",
+    )
+    parser.add_argument(
         "--mean-of",
         nargs="+",
         default=None,
@@ -71,17 +78,34 @@ def main() -> None:
         folds = fold_indices(len(y), t["folds"], t["seed"], groups)
     print("| run | settings | split | MAE | RMSE | R2 | acc | prec | rec | paired dMAE |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    study = []
     for run in args.runs:
         card, pred = load(run)
         m = barrier_metrics(y, pred)
         diff = ""
-        if base is not None and run != args.baseline:
+        if base is not None and run != args.baseline and card["split"] == base[0]["split"]:
             d = [np.abs(pred[f] - y[f]).mean() - np.abs(base[1][f] - y[f]).mean() for f in folds]
             diff = f"{np.mean(d):+.3f} +- {np.std(d, ddof=1) / np.sqrt(len(d)):.3f}"
+        study.append(
+            {
+                "run": Path(run).name,
+                "settings": settings(card),
+                "split": card["split"],
+                "metrics": m,
+                "paired_mae_difference": diff or None,
+                "command": card.get("command"),
+            }
+        )
         print(
             f"| {Path(run).name} | {settings(card)} | {card['split']} | {m['mae']:.3f} | {m['rmse']:.3f} | "
             f"{m['r2']:.3f} | {m['accuracy']:.3f} | {m['precision']:.3f} | {m['recall']:.3f} | {diff} |"
         )
+    if args.write_card:
+        card_path = Path(args.write_card) / "card.json"
+        target = json.loads(card_path.read_text())
+        baseline = Path(args.baseline).name if args.baseline else None
+        target["study"] = {"baseline": baseline, "data": f"TRAIN (n = {len(y)})", "runs": study}
+        card_path.write_text(json.dumps(target, indent=2) + "\n")
     if args.mean_of:
         m = barrier_metrics(y, np.mean([load(run)[1] for run in args.mean_of], axis=0))
         print(
