@@ -41,6 +41,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         "kind": card.get("kind") if is_backbone(card) else "barrier model",
         "model_metrics": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in cv.items()},
         "metrics_scheme": card.get("metrics", {}).get("scheme"),
+        "em_std": _em_std_summary(card),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
     }
@@ -50,6 +51,19 @@ def cmd_info(args: argparse.Namespace) -> int:
         for k, v in info.items():
             print(f"{k:>16}: {v}")
     return 0
+
+
+def _em_std_summary(card: dict) -> str:
+    """What em_std means for this model, in one line."""
+    calibration = card.get("uncertainty")
+    if not calibration:
+        return "spread of the ensemble members (not calibrated)"
+    cov = calibration.get("coverage_calibrated_out_of_fold", {})
+    return (
+        "spread calibrated on CV: "
+        f"{cov.get('within_1_std', float('nan')):.0%} of out-of-fold errors within 1 em_std, "
+        f"{cov.get('within_2_std', float('nan')):.0%} within 2"
+    )
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

@@ -51,7 +51,15 @@ def test_info(tiny_model_dir, capsys):
     info = json.loads(capsys.readouterr().out)
     assert info["model"] == "tiny-test"
     assert info["model_metrics"]["mae"] == 9.99
+    assert info["em_std"] == "spread of the ensemble members (not calibrated)"
     assert info["threads"] >= 1
+
+
+def test_info_on_the_shipped_model_states_its_calibration(capsys):
+    assert main(["info", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["em_std"] == (
+        "spread calibrated on CV: 79% of out-of-fold errors within 1 em_std, 94% within 2"
+    )
 
 
 @pytest.mark.parametrize(
