@@ -5,7 +5,8 @@ Usage:
     python benchmarks/calibrate_uncertainty.py RUN_DIR RUN_DIR [...] --check MODEL_DIR
 
 Each RUN_DIR is an `ase-em train` output (cv_predictions.csv: out-of-fold predictions in data
-order) of the same network settings with another fold split (another --seed, or --grouped).
+order) or an `ase-em finetune --folds K` output (the out_of_fold column of predictions.csv),
+all of the same settings with another fold split (another --seed, or --grouped).
 Every TRAIN hop then has one prediction per run from a model that never saw it: their mean,
 spread and residual feed `ase_em.uncertainty.fit`. Prints the parameters, the raw spread's
 coverage, and the calibrated coverage with parameters fitted out of fold (5 parts of the hops).
@@ -24,6 +25,24 @@ from pathlib import Path
 import numpy as np
 
 
+def out_of_fold(run: Path) -> np.ndarray:
+    """(n, 2) target, out-of-fold prediction of an `ase-em train` or `ase-em finetune --folds` run."""
+    if (run / "cv_predictions.csv").is_file():
+        return np.loadtxt(run / "cv_predictions.csv", delimiter=",", skiprows=1)
+    import csv
+
+    rows = list(csv.DictReader((run / "predictions.csv").open()))
+    if not rows or "out_of_fold" not in rows[0]:
+        raise SystemExit(f"{run}: no out-of-fold predictions (a train run, or finetune with --folds)")
+    return np.array([[float(r["target"]), float(r["out_of_fold"])] for r in rows])
+
+
+def split_of(run: Path) -> str:
+    """The fold scheme on a run's card."""
+    split = json.loads((run / "card.json").read_text())["split"]
+    return split if isinstance(split, str) else str(split.get("scheme"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("runs", nargs="+")
@@ -33,7 +52,7 @@ def main() -> None:
 
     from ase_em import uncertainty
 
-    cvs = [np.loadtxt(Path(r) / "cv_predictions.csv", delimiter=",", skiprows=1) for r in args.runs]
+    cvs = [out_of_fold(Path(r)) for r in args.runs]
     targets = cvs[0][:, 0]
     for run, cv in zip(args.runs, cvs, strict=True):
         assert np.allclose(cv[:, 0], targets, atol=1e-4), f"{run}: other hops than {args.runs[0]}"
@@ -53,9 +72,7 @@ def main() -> None:
     calibrated = uncertainty.coverage(targets, preds)
     report = {
         **params,
-        "fitted_on": [
-            f"{Path(r).name}: {json.loads((Path(r) / 'card.json').read_text())['split']}" for r in args.runs
-        ],
+        "fitted_on": [f"{Path(r).name}: {split_of(Path(r))}" for r in args.runs],
         "n": int(len(targets)),
         "median_spread_eV": float(np.median(spread)),
         "median_em_std_eV": float(np.median(uncertainty.error_bar(em, spread, params))),
