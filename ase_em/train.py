@@ -30,6 +30,7 @@ from ase_em.model import EmEnsemble, EmModel
 from ase_em.pretrained import save_model
 
 logger = logging.getLogger(__name__)
+CV_PREDICTIONS = "cv_predictions.csv"  # target,prediction per hop, beside a trained ensemble
 
 
 def build_graphs(
@@ -304,7 +305,7 @@ def train_ensemble(
     }
     save_model(ensemble, graph_config, output, card)
     np.savetxt(
-        output / "cv_predictions.csv",
+        output / CV_PREDICTIONS,
         np.column_stack([targets, oof]),
         delimiter=",",
         header="target,prediction",
@@ -312,6 +313,28 @@ def train_ensemble(
         fmt="%.5f",
     )
     return card
+
+
+def read_cv_predictions(
+    directory: str | Path, targets: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The out-of-fold predictions that :func:`train_ensemble` wrote beside a model.
+
+    Args:
+        directory: the model (or CV run) directory.
+        targets: when given, the file's targets must equal them (same hops, same order).
+
+    Returns:
+        (n,) targets and (n,) out-of-fold predictions, eV, in data order.
+
+    Raises:
+        ValueError: the file holds other hops than ``targets``.
+    """
+    path = Path(directory) / CV_PREDICTIONS
+    cv = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
+    if targets is not None and (len(cv) != len(targets) or not np.allclose(cv[:, 0], targets, atol=1e-4)):
+        raise ValueError(f"{path}: out-of-fold predictions of other hops than these {len(targets)}")
+    return cv[:, 0], cv[:, 1]
 
 
 def backbone_only(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -27,8 +27,10 @@ import numpy as np
 
 def out_of_fold(run: Path) -> np.ndarray:
     """(n, 2) target, out-of-fold prediction of an `ase-em train` or `ase-em finetune --folds` run."""
-    if (run / "cv_predictions.csv").is_file():
-        return np.loadtxt(run / "cv_predictions.csv", delimiter=",", skiprows=1)
+    from ase_em.train import CV_PREDICTIONS, read_cv_predictions
+
+    if (run / CV_PREDICTIONS).is_file():
+        return np.column_stack(read_cv_predictions(run))
     import csv
 
     rows = list(csv.DictReader((run / "predictions.csv").open()))

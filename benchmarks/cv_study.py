@@ -60,16 +60,14 @@ def main() -> None:
 
     from ase_em.data import load_em619
     from ase_em.metrics import barrier_metrics
-    from ase_em.train import compound_groups, fold_indices
+    from ase_em.train import compound_groups, fold_indices, read_cv_predictions
 
     data = load_em619(args.data, skip_invalid=True)
     y = np.asarray(data.targets)
 
     def load(run: str) -> tuple[dict, np.ndarray]:
         card = json.loads((Path(run) / "card.json").read_text())
-        cv = np.loadtxt(Path(run) / "cv_predictions.csv", delimiter=",", skiprows=1)
-        assert np.allclose(cv[:, 0], y, atol=1e-4), f"{run}: not this data file"
-        return card, cv[:, 1]
+        return card, read_cv_predictions(run, y)[1]
 
     base = load(args.baseline) if args.baseline else None
     if base is not None:

@@ -71,7 +71,7 @@ def main() -> None:
 
     from ase_em.data import load_em619
     from ase_em.metrics import barrier_metrics
-    from ase_em.train import compound_groups, fold_indices
+    from ase_em.train import compound_groups, fold_indices, read_cv_predictions
 
     data = load_em619(args.data, skip_invalid=True)
     X = np.stack([descriptors(h) for h in data.hops])
@@ -96,9 +96,7 @@ def main() -> None:
                 oof[test] = model.predict(X[test])
             m = barrier_metrics(y, oof)
             if args.average_with and k == 5 and not grouped:
-                cv = np.loadtxt(Path(args.average_with) / "cv_predictions.csv", delimiter=",", skiprows=1)
-                assert np.allclose(cv[:, 0], y, atol=1e-4), "cv_predictions.csv is not this data file"
-                a = barrier_metrics(y, (oof + cv[:, 1]) / 2)
+                a = barrier_metrics(y, (oof + read_cv_predictions(args.average_with, y)[1]) / 2)
                 print(
                     f"mean of trees and {args.average_with}: MAE {a['mae']:.3f}  RMSE {a['rmse']:.3f}  "
                     f"R2 {a['r2']:.3f}  acc {a['accuracy']:.3f}  prec {a['precision']:.3f}  "

@@ -44,6 +44,7 @@ def main() -> None:
     print(
         f"{len(bands)} bands, {np.mean([len(b) for b in bands]):.0f} atoms on average, {args.threads} threads"
     )
+
     def step_times(model: EmModel, graphs: list) -> tuple[float, float]:
         """Seconds per band of one training step and of inference, batch of all graphs."""
         opt = torch.optim.AdamW(model.parameters(), 1e-3)

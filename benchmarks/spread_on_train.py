@@ -30,13 +30,14 @@ def main() -> None:
     from ase_em.data import load_em619
     from ase_em.predictor import EmPredictor
     from ase_em.pretrained import resolve
+    from ase_em.train import read_cv_predictions
 
     predictor = EmPredictor.from_pretrained(args.model)
-    cv = np.loadtxt(resolve(args.model) / "cv_predictions.csv", delimiter=",", skiprows=1)  # (n, 2)
+    predictor.uncertainty = None  # the members' raw spread, not the card's calibrated em_std
     data = load_em619(args.data, skip_invalid=True)
-    assert np.allclose(cv[:, 0], data.targets, atol=1e-4), "cv_predictions.csv is not this data file"
+    targets, oof = read_cv_predictions(resolve(args.model), np.asarray(data.targets))
     std = np.array([r.em_std for r in predictor.predict(data.hops)])
-    ratio = np.abs(cv[:, 1] - cv[:, 0]) / std
+    ratio = np.abs(oof - targets) / std
     report = {
         "n": len(ratio),
         "median_em_std_eV": float(np.median(std)),

@@ -103,6 +103,14 @@ def test_train_starts_from_a_pretrained_backbone(mpt_dir, tmp_path, capsys):
     assert main(["train", str(data), "--output", str(out), "--init-from", str(backbone), *small]) == 0
     card = _json.loads((out / "card.json").read_text())
     assert card["base_model"]["sha256"] == _json.loads((backbone / "card.json").read_text())["sha256"]
+    # the out-of-fold predictions written beside the model read back in data order
+    from ase_em.train import read_cv_predictions
+
+    targets = [r["target"] for r in recs]
+    got, oof = read_cv_predictions(out, targets)
+    assert got == pytest.approx(targets, abs=1e-5) and np.isfinite(oof).all() and len(oof) == 4
+    with pytest.raises(ValueError, match="other hops"):
+        read_cv_predictions(out, targets[::-1])
     # a backbone of another size is refused with one line
     wrong = ["--hidden", "32", "--alignn-layers", "1", "--gcn-layers", "1", "--folds", "2", "--epochs", "1"]
     code = main(["train", str(data), "--output", str(tmp_path / "m2"), "--init-from", str(backbone), *wrong])
