@@ -1,0 +1,194 @@
+"""Where the units run: local worker processes, or a Dask cluster.
+
+* Local (default): a ``pebble.ProcessPool`` of ``workers`` processes (spawned, so a parent
+  that has torch loaded is never forked). Each loads the model once (initializer) with one
+  torch thread. pebble, not ``concurrent.futures``, because it enforces a per-task time-out
+  by killing the worker and starting a new one, so a hung structure costs its time-out and
+  nothing else; a worker that dies (segfault, out of memory) is replaced the same way.
+* Dask: ``scheduler`` is a ``distributed.Client``, a ``LocalCluster`` (or any object with a
+  ``scheduler_address``), a scheduler address (``tcp://host:8786``) or a scheduler file
+  (JSON written by ``dask scheduler --scheduler-file``). Workers keep the model in a
+  module-level cache (loaded by their first unit). The time-out is enforced inside the
+  task (the unit runs in a thread that the task stops waiting for); the worker whose unit
+  hung is then restarted through its nanny when it has one.
+
+Both yield result records as they complete; only the caller (the main process) writes them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from ase_em.screen.work import STATUS_ERROR, STATUS_TIMEOUT, run_unit
+
+logger = logging.getLogger(__name__)
+
+
+def failure_record(unit: dict[str, Any], status: str, reason: str, *, seconds: float = 0.0,
+                   model_name: str = "", max_distance: float = 5.0) -> dict[str, Any]:
+    """A result record for a unit that returned nothing (time-out, lost worker)."""
+    return {
+        "source": unit["source"],
+        "sha256": unit["sha256"],
+        "ion": unit["ion"],
+        "atoms": None,
+        "key_value_pairs": {
+            "status": status,
+            "reason": reason,
+            "seconds": float(seconds),
+            "cpu_structure": 0.0,
+            "cpu_model": 0.0,
+            "n_orderings": 1,
+            "max_distance": float(max_distance),
+            "model": model_name,
+        },
+        "data": {},
+        "startup": {},
+    }
+
+
+def run_local(units: Sequence[dict[str, Any]], *, workers: int, timeout: float | None, model: str | None,
+              model_name: str, max_distance: float, threads: int = 1) -> Iterator[dict[str, Any]]:
+    """Run units on local worker processes; yield records as they complete.
+
+    Args:
+        units: the units (see :func:`ase_em.screen.work.run_unit`).
+        workers: number of worker processes.
+        timeout: seconds one unit may take (None: no limit).
+        model: model directory or shipped name.
+        model_name: the model's name (for rows of units that returned nothing).
+        max_distance: longest ion-ion hop (A).
+        threads: torch threads per worker.
+
+    Yields:
+        One record per unit.
+    """
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, wait
+    from concurrent.futures import TimeoutError as FutureTimeout
+
+    from pebble import ProcessExpired, ProcessPool
+
+    pool = ProcessPool(max_workers=workers, initializer=_init_local, initargs=(model, threads),
+                       context=multiprocessing.get_context("spawn"))
+    try:
+        pending = {pool.schedule(run_unit, args=(u, model, max_distance, threads), timeout=timeout): u
+                   for u in units}
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                unit = pending.pop(fut)
+                try:
+                    yield fut.result()
+                except FutureTimeout:
+                    yield failure_record(unit, STATUS_TIMEOUT, f"no result within {timeout:g} s; worker replaced",
+                                         seconds=timeout or 0.0, model_name=model_name,
+                                         max_distance=max_distance)
+                except ProcessExpired as exc:
+                    yield failure_record(unit, STATUS_ERROR, f"worker died (exit code {exc.exitcode})",
+                                         model_name=model_name, max_distance=max_distance)
+                except Exception as exc:  # e.g. a pickling failure: that unit's row says so
+                    yield failure_record(unit, STATUS_ERROR, f"{type(exc).__name__}: {exc}",
+                                         model_name=model_name, max_distance=max_distance)
+    finally:
+        pool.stop()
+        pool.join()
+
+
+def _init_local(model: str | None, threads: int) -> None:
+    """Initializer of a local worker (module-level so that it pickles)."""
+    from ase_em.screen.work import init_worker
+
+    init_worker(model, threads)
+
+
+def run_with_deadline(unit: dict[str, Any], model: str | None, max_distance: float, threads: int,
+                      timeout: float | None) -> dict[str, Any]:
+    """The Dask task: :func:`run_unit`, given up after ``timeout`` seconds.
+
+    The unit runs in a daemon thread; if it is still running at the deadline, the task
+    returns a time-out record marked ``hung`` with this worker's address, so that the
+    client can restart the worker.
+    """
+    import time
+
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    if timeout is None:
+        return run_unit(unit, model, max_distance, threads)
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        box["record"] = run_unit(unit, model, max_distance, threads)
+
+    from ase_em.screen.work import get_predictor
+
+    get_predictor(model, threads)  # the model loads outside the time-out, as in the local pool
+    t0 = time.perf_counter()
+    thread = threading.Thread(target=target, daemon=True, name=f"ase-em {unit['source']}")
+    thread.start()
+    thread.join(timeout)
+    if "record" in box:
+        return box["record"]
+    record = failure_record(unit, STATUS_TIMEOUT, f"no result within {timeout:g} s; worker restarted",
+                            seconds=time.perf_counter() - t0, max_distance=max_distance)
+    record["hung"] = _worker_address()
+    return record
+
+
+def _worker_address() -> str | None:
+    try:
+        from distributed import get_worker
+
+        return get_worker().address
+    except Exception:  # not on a Dask worker
+        return None
+
+
+def connect_client(scheduler: Any) -> tuple[Any, bool]:
+    """A ``distributed.Client`` for ``scheduler``; and whether we opened it (then we close it)."""
+    from distributed import Client
+
+    if isinstance(scheduler, Client):
+        return scheduler, False
+    if hasattr(scheduler, "scheduler_address"):  # a LocalCluster or another cluster object
+        return Client(scheduler), True
+    text = os.fspath(scheduler)
+    if os.path.isfile(text):
+        return Client(scheduler_file=text), True
+    return Client(text), True
+
+
+def run_dask(units: Sequence[dict[str, Any]], *, scheduler: Any, timeout: float | None, model: str | None,
+             model_name: str, max_distance: float, threads: int = 1) -> Iterator[dict[str, Any]]:
+    """Run units on a Dask cluster; yield records as they complete (arguments as :func:`run_local`)."""
+    from distributed import as_completed
+
+    client, own = connect_client(scheduler)
+    try:
+        futures = {
+            client.submit(run_with_deadline, u, model, max_distance, threads, timeout, pure=False,
+                          key=f"ase-em-screen-{i}-{u['ion']}-{u['sha256'][:12]}"): u
+            for i, u in enumerate(units)
+        }
+        for fut in as_completed(futures):
+            unit = futures[fut]
+            try:
+                record = fut.result()
+            except Exception as exc:  # the worker died on it repeatedly (KilledWorker) or similar
+                record = failure_record(unit, STATUS_ERROR, f"{type(exc).__name__}: {exc}",
+                                        model_name=model_name, max_distance=max_distance)
+            hung = record.pop("hung", None)
+            if hung:
+                record["key_value_pairs"]["model"] = model_name
+                try:
+                    client.restart_workers([hung])
+                except Exception as exc:  # no nanny (threads-only cluster): the thread runs on
+                    logger.warning("could not restart Dask worker %s after a time-out: %s", hung, exc)
+            yield record
+    finally:
+        if own:
+            client.close()
