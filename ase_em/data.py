@@ -11,7 +11,10 @@ Formats (:func:`load_labelled` picks one from the file suffix):
   the frame's info (``em``), :func:`load_band_frames`.
 
 Every loader checks the whole file and raises one :class:`DataFileError` listing every bad
-row (one line each), so nothing is trained on a half-valid file.
+row (one line each), so nothing is trained on a half-valid file. Barriers must be finite and
+in the plausible range ``[0, PLAUSIBLE_MAX_EM]`` eV unless ``allow_implausible`` is given;
+the same hop under two ids is reported in ``LabelledHops.warnings``. A CSV's structure files
+are checksummed (``LabelledHops.files``), so caches and checkpoints notice an edited file.
 """
 
 from __future__ import annotations
@@ -25,12 +28,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ase_em.errors import AseEmError, DataFileError, StructureFileError
 from ase_em.hop import Hop, read_frames, to_atoms
 
 CSV_SUFFIXES = (".csv",)
 JSON_SUFFIXES = (".json",)
 BAND_SUFFIXES = (".extxyz", ".xyz", ".traj")
+# eV: a larger barrier is almost surely a unit or typing error (meV, a total energy). TRAIN's
+# (em619, 559 hops) largest is 8.77 eV, its 99th percentile 3.8 eV.
+PLAUSIBLE_MAX_EM = 10.0
+SAME_LABEL_TOLERANCE = 0.01  # eV: two labels of one hop closer than this agree
 
 
 @dataclass
@@ -45,6 +54,9 @@ class LabelledHops:
         sha256: checksum of that file.
         skipped: one line per record left out (only when asked to skip invalid rows).
         format: "em619", "csv" or "band" (what :func:`load_labelled` read).
+        files: structure files the rows reference (as written in a CSV) -> sha256; empty
+            for formats that hold the structures themselves.
+        warnings: one line per suspicious but accepted finding (the same hop twice).
     """
 
     names: list[str]
@@ -54,6 +66,16 @@ class LabelledHops:
     sha256: str
     skipped: list[str] = field(default_factory=list)
     format: str = "em619"
+    files: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def content_sha256(self) -> str:
+        """Checksum of the data file and of every structure file it references."""
+        h = hashlib.sha256(self.sha256.encode())
+        for name, digest in sorted(self.files.items()):
+            h.update(f"\n{name}\t{digest}".encode())
+        return h.hexdigest()
 
     def add_row(
         self,
@@ -91,21 +113,29 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def load_em619(path: str | Path, *, skip_invalid: bool = False, need_target: bool = True) -> LabelledHops:
+def load_em619(
+    path: str | Path,
+    *,
+    skip_invalid: bool = False,
+    need_target: bool = True,
+    allow_implausible: bool = False,
+) -> LabelledHops:
     """Read a JSON file in either em619 format (band5 ``atoms`` or endpoints).
 
     Args:
         path: the JSON file (a list of records).
         skip_invalid: leave out records whose hop is invalid, listing them in
             ``skipped``; otherwise any bad record raises.
-        need_target: require a finite, non-negative ``target`` in every record.
+        need_target: require a finite ``target`` in every record, within
+            ``[0, PLAUSIBLE_MAX_EM]`` eV unless ``allow_implausible``.
+        allow_implausible: accept finite targets below 0 or above ``PLAUSIBLE_MAX_EM``.
 
     Returns:
         The labelled hops.
 
     Raises:
-        StructureFileError: the file is missing or not a JSON list.
-        DataFileError: one or more records are bad (all of them are listed).
+        StructureFileError: the file is missing, not a JSON list, or holds no records.
+        DataFileError: one or more bad records (all of them are listed).
     """
     p = Path(path)
     if not p.is_file():
@@ -116,6 +146,8 @@ def load_em619(path: str | Path, *, skip_invalid: bool = False, need_target: boo
         raise StructureFileError(f"{p}: not a readable JSON file ({exc})") from None
     if not isinstance(records, list):
         raise StructureFileError(f"{p}: expected a JSON list of records")
+    if not records:
+        raise StructureFileError(f"{p}: no records (an empty JSON list)")
     out = LabelledHops([], [], [], str(p), file_sha256(p))
     problems: list[str] = []
     seen: set[str] = set()
@@ -134,8 +166,12 @@ def load_em619(path: str | Path, *, skip_invalid: bool = False, need_target: boo
             if isinstance(target, bool) or not isinstance(target, (int, float)):
                 problems.append(f"{where}: target {target!r} is not a number")
                 continue
-            if not math.isfinite(target) or target < 0:
+            if not math.isfinite(target):
                 problems.append(f"{where}: target {target!r} must be finite and >= 0 eV")
+                continue
+            _, why = parse_barrier(target, allow_implausible=allow_implausible)
+            if why:
+                problems.append(f"{where}: target {why}")
                 continue
         try:
             hop = Hop.from_record(rec, name=name)
@@ -149,10 +185,15 @@ def load_em619(path: str | Path, *, skip_invalid: bool = False, need_target: boo
         out.targets.append(float(target) if target is not None else math.nan)
     if problems:
         raise DataFileError(str(p), problems)
+    if not out.hops:
+        raise StructureFileError(f"{p}: no valid records (all {len(out.skipped)} skipped)")
+    out.warnings = duplicate_hops(out, [f"record {i}" for i in range(len(out.names))])
     return out
 
 
-def load_labelled(path: str | Path, *, skip_invalid: bool = False) -> LabelledHops:
+def load_labelled(
+    path: str | Path, *, skip_invalid: bool = False, allow_implausible: bool = False
+) -> LabelledHops:
     """Read labelled hops from a CSV, em619 JSON or band5 extxyz/traj file.
 
     Args:
@@ -160,6 +201,7 @@ def load_labelled(path: str | Path, *, skip_invalid: bool = False) -> LabelledHo
             ``.extxyz``/``.xyz``/``.traj``).
         skip_invalid: leave out rows whose structures do not form a valid hop (listed in
             ``skipped``); rows with a bad id or barrier always raise.
+        allow_implausible: accept finite barriers below 0 or above ``PLAUSIBLE_MAX_EM`` eV.
 
     Returns:
         The labelled hops, in file order.
@@ -170,12 +212,13 @@ def load_labelled(path: str | Path, *, skip_invalid: bool = False) -> LabelledHo
     """
     p = Path(path)
     suffix = p.suffix.lower()
+    options = {"skip_invalid": skip_invalid, "allow_implausible": allow_implausible}
     if suffix in CSV_SUFFIXES:
-        return load_csv(p, skip_invalid=skip_invalid)
+        return load_csv(p, **options)
     if suffix in JSON_SUFFIXES:
-        return load_em619(p, skip_invalid=skip_invalid)
+        return load_em619(p, **options)
     if suffix in BAND_SUFFIXES:
-        return load_band_frames(p, skip_invalid=skip_invalid)
+        return load_band_frames(p, **options)
     raise StructureFileError(
         f"{p}: unknown data file type {p.suffix or '(no suffix)'!r}; expected .csv "
         "(id,initial,final,em or id,images,em), .json (em619 records) or "
@@ -183,11 +226,12 @@ def load_labelled(path: str | Path, *, skip_invalid: bool = False) -> LabelledHo
     )
 
 
-def parse_barrier(value: Any) -> tuple[float | None, str | None]:
-    """Parse a barrier (eV): a finite number >= 0.
+def parse_barrier(value: Any, *, allow_implausible: bool = False) -> tuple[float | None, str | None]:
+    """Parse a barrier (eV): a finite number in ``[0, PLAUSIBLE_MAX_EM]``.
 
     Args:
         value: the cell text or info value.
+        allow_implausible: accept any finite number (negative, or above the range).
 
     Returns:
         (barrier, None) if valid, else (None, reason).
@@ -202,12 +246,25 @@ def parse_barrier(value: Any) -> tuple[float | None, str | None]:
         return None, f"{value!r} is not a number"
     if not math.isfinite(em):
         return None, f"{value!r} is not finite"
+    if allow_implausible:
+        return em, None
     if em < 0:
-        return None, f"{em:g} eV is negative (a barrier is >= 0 eV)"
+        return None, (
+            f"{em:g} eV is negative (a barrier is >= 0 eV; pass --allow-implausible-barriers to "
+            "train on it anyway)"
+        )
+    if em > PLAUSIBLE_MAX_EM:
+        return None, (
+            f"{em:g} eV is above {PLAUSIBLE_MAX_EM:g} eV, not a plausible migration barrier (TRAIN's "
+            "largest is 8.77 eV; meV or a total energy?); pass --allow-implausible-barriers to "
+            "train on it anyway"
+        )
     return em, None
 
 
-def load_csv(path: str | Path, *, skip_invalid: bool = False) -> LabelledHops:
+def load_csv(
+    path: str | Path, *, skip_invalid: bool = False, allow_implausible: bool = False
+) -> LabelledHops:
     """Read a CSV of hops and barriers.
 
     Columns (header required, names case-insensitive, extra columns ignored): ``id``
@@ -220,9 +277,11 @@ def load_csv(path: str | Path, *, skip_invalid: bool = False) -> LabelledHops:
         path: the CSV file.
         skip_invalid: leave out rows whose structures do not form a valid hop (listed in
             ``skipped``); rows with a bad id or barrier always raise.
+        allow_implausible: accept finite barriers below 0 or above ``PLAUSIBLE_MAX_EM`` eV.
 
     Returns:
-        The labelled hops (``format="csv"``).
+        The labelled hops (``format="csv"``), with the checksum of every structure file in
+        ``files`` and the same hop under two ids in ``warnings``.
 
     Raises:
         StructureFileError: the CSV is missing or unreadable.
@@ -250,6 +309,7 @@ def load_csv(path: str | Path, *, skip_invalid: bool = False) -> LabelledHops:
     out = LabelledHops([], [], [], str(p), file_sha256(p), format="csv")
     problems: list[str] = []
     seen: dict[str, int] = {}
+    rows: list[str] = []  # "row k (id 'x')" of each kept hop, for the duplicate warnings
     for k, (line, row) in enumerate(table[1:], start=1):
         where = f"{p}: row {k} (line {line}"
         if len(row) != len(header):
@@ -265,19 +325,25 @@ def load_csv(path: str | Path, *, skip_invalid: bool = False) -> LabelledHops:
             bad.append(f"column 'id': duplicate of row {seen[row_id]}")
         else:
             seen[row_id] = k
-        em, why = parse_barrier(cells["em"])
+        em, why = parse_barrier(cells["em"], allow_implausible=allow_implausible)
         if why:
             bad.append(f"column 'em': {why}")
-        hop, hop_problems = _csv_hop(cells, base, row_id or f"row {k}")
+        hop, hop_problems = _csv_hop(cells, base, row_id or f"row {k}", out.files)
+        n_kept = len(out.hops)
         out.add_row(where, row_id, hop, em, bad, hop_problems, problems, skip_invalid=skip_invalid)
+        if len(out.hops) > n_kept:
+            rows.append(f"row {k} (id {row_id!r})")
     if problems:
         raise DataFileError(str(p), problems)
     if not out.hops:
         raise DataFileError(str(p), [f"{p}: no valid hops (the file has a header but no usable rows)"])
+    out.warnings = duplicate_hops(out, rows)
     return out
 
 
-def load_band_frames(path: str | Path, *, skip_invalid: bool = False) -> LabelledHops:
+def load_band_frames(
+    path: str | Path, *, skip_invalid: bool = False, allow_implausible: bool = False
+) -> LabelledHops:
     """Read band5 structures (one hop per frame) with the barrier in each frame's info.
 
     Each frame holds the five ion images at sites 0-4 followed by the host (as in the
@@ -288,6 +354,7 @@ def load_band_frames(path: str | Path, *, skip_invalid: bool = False) -> Labelle
         path: an extxyz, xyz or ASE traj file.
         skip_invalid: leave out frames that are not valid hops (listed in ``skipped``);
             frames with a bad id or barrier always raise.
+        allow_implausible: accept finite barriers below 0 or above ``PLAUSIBLE_MAX_EM`` eV.
 
     Returns:
         The labelled hops (``format="band"``).
@@ -301,6 +368,7 @@ def load_band_frames(path: str | Path, *, skip_invalid: bool = False) -> Labelle
     out = LabelledHops([], [], [], str(p), file_sha256(p), format="band")
     problems: list[str] = []
     seen: dict[str, int] = {}
+    kept: list[str] = []
     for i, atoms in enumerate(frames):
         info = atoms.info
         name = str(info.get("id", info.get("name", f"frame-{i}")))
@@ -310,7 +378,7 @@ def load_band_frames(path: str | Path, *, skip_invalid: bool = False) -> Labelle
             bad.append(f"field 'id': duplicate of frame {seen[name]}")
         else:
             seen[name] = i
-        em, why = parse_barrier(info.get("em"))
+        em, why = parse_barrier(info.get("em"), allow_implausible=allow_implausible)
         if why:
             bad.append(f"field 'em': {why}")
         hop_problems: list[str] = []
@@ -322,10 +390,67 @@ def load_band_frames(path: str | Path, *, skip_invalid: bool = False) -> Labelle
             _check_hop_elements(hop)
         except AseEmError as exc:
             hop_problems.append("structure: " + _strip(str(exc), name, "band"))
+        n_kept = len(out.hops)
         out.add_row(where, name, hop, em, bad, hop_problems, problems, skip_invalid=skip_invalid)
+        if len(out.hops) > n_kept:
+            kept.append(f"frame {i} (id {name!r})")
     if problems:
         raise DataFileError(str(p), problems)
+    out.warnings = duplicate_hops(out, kept)
     return out
+
+
+def hop_fingerprint(hop: Hop, decimals: int = 3) -> str:
+    """A checksum of a hop's geometry: ion, its two sites, host atoms and cell.
+
+    Positions are rounded to ``10**-decimals`` A, so the same hop read from two copies of a
+    file (or written with other float formatting) gets the same fingerprint.
+
+    Args:
+        hop: the hop.
+        decimals: decimals of the rounding (A).
+
+    Returns:
+        sha256 hex digest.
+    """
+    h = hashlib.sha256(f"{hop.ion}|{','.join(hop.host_symbols)}".encode())
+    for array in (hop.start, hop.end, hop.host_positions, hop.cell):
+        # + 0.0 turns -0.0 into 0.0, so both round to the same bytes
+        h.update((np.round(np.asarray(array, dtype=float), decimals) + 0.0).tobytes())
+    return h.hexdigest()
+
+
+def duplicate_hops(data: LabelledHops, rows: list[str]) -> list[str]:
+    """Warnings for the same hop (same geometry, :func:`hop_fingerprint`) under two ids.
+
+    Args:
+        data: the loaded hops.
+        rows: (n,) how to name each kept hop's row in a message, e.g. ``row 3 (id 'a')``.
+
+    Returns:
+        One line per repeated hop: conflicting labels (differing by more than
+        ``SAME_LABEL_TOLERANCE`` eV) or a plain repeat.
+    """
+    first: dict[str, int] = {}
+    lines = []
+    for i, hop in enumerate(data.hops):
+        key = hop_fingerprint(hop)
+        if key not in first:
+            first[key] = i
+            continue
+        j = first[key]
+        a, b = data.targets[j], data.targets[i]
+        if abs(a - b) > SAME_LABEL_TOLERANCE:
+            lines.append(
+                f"{data.path}: {rows[j]} and {rows[i]} are the same hop (same structures) with "
+                f"different barriers, {a:g} and {b:g} eV; keep the right one"
+            )
+        else:
+            lines.append(
+                f"{data.path}: {rows[j]} and {rows[i]} are the same hop (same structures, "
+                f"barrier {a:g} eV); it counts twice and can sit on both sides of a validation split"
+            )
+    return lines
 
 
 # ---------------------------------------------------------------------- helpers
@@ -350,8 +475,13 @@ def _check_csv_header(p: Path, header: list[str]) -> None:
         raise DataFileError(str(p), problems + [f"{p}: header read: {','.join(header)}"])
 
 
-def _csv_hop(cells: dict[str, str], base: Path, label: str) -> tuple[Hop | None, list[str]]:
-    """The hop of one CSV row, or the list of its problems (``column 'x': reason``)."""
+def _csv_hop(
+    cells: dict[str, str], base: Path, label: str, files: dict[str, str]
+) -> tuple[Hop | None, list[str]]:
+    """The hop of one CSV row, or the list of its problems (``column 'x': reason``).
+
+    The checksum of every structure file read goes into ``files`` (keyed by the cell text).
+    """
     images = cells.get("images", "")
     initial, final = cells.get("initial", ""), cells.get("final", "")
     problems: list[str] = []
@@ -368,7 +498,7 @@ def _csv_hop(cells: dict[str, str], base: Path, label: str) -> tuple[Hop | None,
         return None, problems + ["column 'images': empty"]
     if images:
         col = "images"
-        frames, why = _read_frames_cell(images, base)
+        frames, why = _read_frames_cell(images, base, files)
         if not why and len(frames) < 2:
             why = f"{images!r} holds {len(frames)} frame(s); NEB images need at least two"
         if why:
@@ -381,7 +511,7 @@ def _csv_hop(cells: dict[str, str], base: Path, label: str) -> tuple[Hop | None,
             if not value:
                 problems.append(f"column {role!r}: empty")
                 continue
-            frames, why = _read_frames_cell(value, base)
+            frames, why = _read_frames_cell(value, base, files)
             if why:
                 problems.append(f"column {role!r}: {why}")
             else:
@@ -402,12 +532,13 @@ def _csv_hop(cells: dict[str, str], base: Path, label: str) -> tuple[Hop | None,
     return hop, []
 
 
-def _read_frames_cell(value: str, base: Path) -> tuple[list, str | None]:
-    """Frames of the structure file a CSV cell names (relative to ``base``)."""
+def _read_frames_cell(value: str, base: Path, files: dict[str, str]) -> tuple[list, str | None]:
+    """Frames of the structure file a CSV cell names (relative to ``base``); records its sha256."""
     path = Path(value)
     path = path if path.is_absolute() else base / path
     if not path.is_file():
         return [], f"no such file {value!r} (looked for {path})"
+    files[value] = file_sha256(path)
     try:
         frames = read_frames(path, role=value)
     except StructureFileError as exc:

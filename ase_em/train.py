@@ -41,12 +41,14 @@ def build_graphs(
     Args:
         data: the labelled hops.
         graph_config: graph settings.
-        cache: optional cache file; reused only if data checksum and settings match.
+        cache: optional cache file; reused only if the checksums of the data file and of
+            every structure file it names (``data.content_sha256``), the hop names and the
+            graph settings match.
 
     Returns:
         One graph per hop.
     """
-    key = {"sha256": data.sha256, "graph": asdict(graph_config), "names": data.names}
+    key = {"sha256": data.content_sha256, "graph": asdict(graph_config), "names": data.names}
     if cache is not None and cache.is_file():
         blob = torch.load(cache, weights_only=True)
         if blob.get("key") == repr(key):
@@ -267,8 +269,48 @@ def train_ensemble(
 
     Returns:
         The card.
+
+    Raises:
+        FolderLockedError: another run is writing ``output`` (or ``workdir``).
+        AseEmError: ``output`` or ``workdir`` cannot be created or written.
     """
+    import contextlib
+
+    from ase_em.folders import folder_lock
+
     workdir = workdir or output / ".work"
+    with contextlib.ExitStack() as locks:
+        locks.enter_context(folder_lock(output, role="output folder"))
+        if not workdir.resolve().is_relative_to(Path(output).resolve()):
+            locks.enter_context(folder_lock(workdir, role="work folder"))
+        return _train_ensemble(
+            data,
+            output,
+            graph_config=graph_config,
+            model_config=model_config,
+            train_config=train_config,
+            name=name,
+            grouped=grouped,
+            workdir=workdir,
+            command=command,
+            init_from=init_from,
+        )
+
+
+def _train_ensemble(
+    data: LabelledHops,
+    output: Path,
+    *,
+    graph_config: GraphConfig,
+    model_config: ModelConfig,
+    train_config: TrainConfig,
+    name: str,
+    grouped: bool,
+    workdir: Path,
+    command: str | None,
+    init_from: Path | None,
+) -> dict[str, Any]:
+    """:func:`train_ensemble` once its folders are locked."""
     workdir.mkdir(parents=True, exist_ok=True)
     graphs = build_graphs(data, graph_config, cache=workdir / "graphs.pt")
     targets = np.asarray(data.targets, float)
@@ -294,6 +336,7 @@ def train_ensemble(
             "sha256": data.sha256,
             "n": len(targets),
             "skipped": data.skipped,
+            "warnings": data.warnings,
         },
         "split": scheme,
         "train": asdict(train_config),
