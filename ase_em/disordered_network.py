@@ -1,0 +1,395 @@
+"""Hop barriers of a disordered crystal: one hop graph, several orderings, median and spread.
+
+The hop graph is built once, on the average structure's primitive cell, with every
+candidate ion site (:func:`ase_em.disorder.ion_sites`) as a node: ``MigrationGraph``
+groups the hops by the average structure's symmetry, so a hop label means the same hop in
+every ordering. Then, for each ordering (:func:`ase_em.disorder.sample_orderings`, drawn in
+the vacancy supercell of :func:`ase_em.migration_graph.supercell_matrix`, widths at least
+``max(min_length, 2 * max_distance + 1 A)``), each hop label gets one band:
+
+* the instance of the hop in the supercell is one whose initial site holds the ion in
+  this ordering and whose final site is empty, if there is one (a vacancy hop of the
+  ordering itself); else one whose initial site holds the ion; else any instance whose
+  endpoints hold no host atom (the ion is put on the initial site); ties are broken by
+  the seeded generator;
+* the band is built as the training data were (``docs/hops.md``): the ion at the initial
+  site, the host is every other atom of the ordering, less any ion within the exclusion
+  distance (1.5 A) of either endpoint (the final site is emptied; split partners go).
+
+Aggregation over the orderings, per hop label and per percolation dimension:
+
+* ``em`` is the median over the orderings (a blocked band counts as +inf, so a hop blocked
+  in most orderings is blocked);
+* ``em_spread`` is the standard deviation (ddof=1) of the finite values over orderings;
+* ``em_std = sqrt(model_std**2 + em_spread**2)``, with ``model_std`` the median of the
+  model's calibrated ``em_std`` over the orderings: the two are independent sources of
+  error (the model's error on one ordered band, and which ordering the crystal takes).
+
+Percolation barriers are computed for each ordering on the average graph with that
+ordering's barriers, then aggregated the same way (a dimension that does not percolate
+counts as +inf; the median is None when it is +inf).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from pymatgen.analysis.diffusion.neb.full_path_mapper import MigrationGraph
+from pymatgen.core import Element, Structure
+from pymatgen.util.coord import lattice_points_in_supercell
+
+from ase_em.disorder import (
+    DEFAULT_N_ORDERINGS,
+    DEFAULT_SEED,
+    EXCLUSION,
+    MAX_SECONDS,
+    MAX_SUPERCELL_ATOMS,
+    MERGE_RADIUS,
+    DisorderError,
+    check_time,
+    sample_orderings,
+    skeleton,
+)
+from ase_em.errors import AseEmError, StructureFileError
+from ase_em.hop import Hop
+from ase_em.migration_graph import (
+    DEFAULT_MAX_DISTANCE,
+    DEFAULT_MIN_LENGTH,
+    DEFAULT_SYMPREC,
+    PATH_MARGIN,
+    MissingIonError,
+    supercell_matrix,
+)
+from ase_em.percolation import DIMENSIONS, PeriodicEdge, percolation_barriers
+
+if TYPE_CHECKING:
+    from ase_em.predictor import EmPredictor
+
+logger = logging.getLogger(__name__)
+
+METHOD = "random occupation sampling (ase_em.disorder)"
+HOST_TOLERANCE = 0.5  # A: a host atom this close to a candidate ion site occupies it
+
+
+@dataclass(frozen=True)
+class DisorderedHop:
+    """One unique hop of a disordered crystal, aggregated over the orderings.
+
+    Attributes:
+        label: MigrationGraph's ``hop_label`` on the average structure.
+        length: hop length (A).
+        em: median barrier over the orderings (eV); None when blocked in most of them.
+        em_std: ``sqrt(model_std**2 + em_spread**2)`` (eV); None if blocked or no model spread.
+        em_spread: standard deviation of the barrier over the orderings (eV).
+        model_std: median of the model's ``em_std`` over the orderings (eV), or None.
+        n_orderings: orderings that gave a band for this hop.
+        n_blocked: of those, bands whose straight path runs through an atom.
+        multiplicity: symmetry-equivalent hops per primitive cell.
+        blocked: why the hop is blocked (the first ordering's reason), else None.
+    """
+
+    label: int
+    length: float
+    em: float | None
+    em_std: float | None
+    em_spread: float | None
+    model_std: float | None
+    n_orderings: int
+    n_blocked: int
+    multiplicity: int
+    blocked: str | None = None
+
+
+@dataclass
+class DisorderedNetwork:
+    """The hop network of a disordered crystal, aggregated over orderings.
+
+    Attributes:
+        structure: the average structure (primitive cell, partial occupancies kept).
+        ion: the mobile ion.
+        graph: MigrationGraph on the candidate sites; edges carry the median ``em``,
+            the combined ``em_std`` and ``em_spread`` (eV), and ``cost``.
+        hops: the unique hops, shortest first.
+        percolation: median percolation barriers ``{1: E1, 2: E2, 3: E3}`` (eV; None: no
+            percolation in most orderings).
+        percolation_spread: their standard deviation over the orderings (eV).
+        per_ordering: percolation barriers of each ordering.
+        n_orderings: orderings drawn; ``seed``: their seed; ``method``: how they were drawn.
+        supercell: (3, 3) supercell matrix of the orderings (rows, on the primitive cell).
+        missing: atoms left out of each ordering (module :mod:`ase_em.disorder`).
+        seconds: wall time of the whole computation.
+    """
+
+    structure: Structure
+    ion: str
+    graph: MigrationGraph
+    hops: list[DisorderedHop]
+    percolation: dict[int, float | None]
+    percolation_spread: dict[int, float | None]
+    per_ordering: list[dict[int, float | None]]
+    n_orderings: int
+    seed: int
+    supercell: list[list[int]]
+    missing: list[dict[str, int]]
+    seconds: float
+    method: str = METHOD
+    n_sites: int = field(default=0)
+
+    def disorder_summary(self) -> dict[str, Any]:
+        """JSON-ready description of the orderings and the aggregation."""
+        return {
+            "method": self.method,
+            "n_orderings": self.n_orderings,
+            "seed": self.seed,
+            "supercell": self.supercell,
+            "aggregate": "median over orderings; em_std = sqrt(model_std^2 + spread^2)",
+            "missing_atoms": self.missing,
+            "percolation_spread": {f"{d}D": e for d, e in self.percolation_spread.items()},
+            "percolation_per_ordering": [{f"{d}D": e for d, e in p.items()} for p in self.per_ordering],
+            "seconds": round(self.seconds, 2),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary: hops, percolation (eV, A) and the disorder summary."""
+        return {
+            "formula": self.structure.composition.reduced_formula,
+            "n_sites": len(self.structure),
+            "ion": self.ion,
+            "hops": [asdict(h) for h in self.hops],
+            "percolation": {f"{d}D": e for d, e in self.percolation.items()},
+            "disorder": self.disorder_summary(),
+        }
+
+
+def read_average_structure(structure: Structure | str | os.PathLike) -> Structure:
+    """A Structure from a Structure or a structure file, partial occupancies kept.
+
+    Raises:
+        StructureFileError: missing or unreadable file, or no atoms.
+    """
+    if isinstance(structure, Structure):
+        return structure
+    path = os.fspath(structure)
+    if not os.path.isfile(path):
+        raise StructureFileError(f"{path}: no such file")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # CIF parser notes on rounding and site merging
+        try:
+            struct = Structure.from_file(path)
+        except Exception as exc:  # pymatgen raises many types for unreadable files
+            raise StructureFileError(f"{path}: cannot read a structure: {exc}") from None
+    if len(struct) == 0:
+        raise StructureFileError(f"{path}: holds no atoms")
+    return struct
+
+
+def disordered_network(
+    structure: Structure | str | os.PathLike,
+    ion: str,
+    *,
+    max_distance: float = DEFAULT_MAX_DISTANCE,
+    predictor: EmPredictor | None = None,
+    min_length: float = DEFAULT_MIN_LENGTH,
+    symprec: float = DEFAULT_SYMPREC,
+    n_orderings: int = DEFAULT_N_ORDERINGS,
+    seed: int = DEFAULT_SEED,
+    max_atoms: int = MAX_SUPERCELL_ATOMS,
+    max_seconds: float = MAX_SECONDS,
+    progress: bool = False,
+) -> DisorderedNetwork:
+    """Barriers of every hop of ``ion`` in a disordered crystal (module docstring).
+
+    Args:
+        structure: the average structure (partial occupancies) or its file (CIF, ...).
+        ion: element of the mobile ion, e.g. "Li".
+        max_distance: longest hop between candidate sites (A).
+        predictor: the predictor (default: the shipped model).
+        min_length: smallest supercell width (A), as in :mod:`ase_em.migration_graph`.
+        symprec: symmetry precision for grouping equivalent hops.
+        n_orderings: orderings to sample.
+        seed: seed of the first ordering.
+        max_atoms: cap on the sites of the ordering supercell.
+        max_seconds: cap on the time spent (checked between stages).
+        progress: show a progress bar for the predictions.
+
+    Returns:
+        The aggregated network.
+
+    Raises:
+        MissingIonError: no site holds the ion, or no hop is that short.
+        DisorderError: beyond the supercell or time caps.
+        StructureFileError: unreadable file.
+    """
+    t0 = time.perf_counter()
+    average = read_average_structure(structure)
+    formula = average.composition.reduced_formula
+    if n_orderings < 1:
+        raise AseEmError(f"n_orderings must be at least 1, got {n_orderings}")
+    if Element(ion) not in average.composition:
+        present = ", ".join(sorted({el.symbol for el in average.composition.elements}))
+        raise MissingIonError(f"{formula}: no {ion} in the structure (elements: {present})")
+    try:
+        average = average.get_primitive_structure()
+    except Exception as exc:  # noqa: BLE001 - a failed reduction keeps the cell as given
+        logger.warning("%s: primitive cell not found (%s); using the cell as given", formula, exc)
+    skel = skeleton(average, ion, merge_radius=MERGE_RADIUS)
+    mg = MigrationGraph.with_distance(skel, ion, max_distance=max_distance, symprec=symprec)
+    edges = [(int(u), int(v), tuple(int(x) for x in d["to_jimage"]), int(d["hop_label"]))
+             for u, v, d in mg.m_graph.graph.edges(data=True)]
+    if not edges:
+        raise MissingIonError(
+            f"{formula}: no {ion}-{ion} hop shorter than {max_distance} A between its "
+            f"{len(mg.only_sites)} candidate sites (raise max_distance)"
+        )
+    check_time(t0, formula, max_seconds)
+    m = supercell_matrix(average.lattice, max(min_length, 2 * max_distance + PATH_MARGIN))
+    orderings = sample_orderings(average, m, n=n_orderings, seed=seed, max_atoms=max_atoms)
+    check_time(t0, formula, max_seconds)
+
+    prim = average.lattice.matrix  # (3, 3)
+    sites = mg.only_sites  # candidate ion sites on the primitive cell (same lattice as `average`)
+    shifts = np.rint(lattice_points_in_supercell(m) @ m).astype(int)  # (T, 3) cells of the supercell
+    labels = sorted({e[3] for e in edges})
+    rng = np.random.default_rng(seed)
+    hops: list[Hop] = []
+    keys: list[tuple[int, int]] = []  # (ordering, label) of each band
+    blocked: dict[tuple[int, int], str] = {}
+    for k, ordering in enumerate(orderings):
+        o = ordering.structure
+        is_ion = np.array([s.specie.symbol == ion for s in o])  # (N,)
+        for label in labels:
+            inst = _choose_instance(o, is_ion, sites, edges, label, shifts, prim, rng)
+            if inst is None:
+                continue
+            start, vector = inst
+            try:
+                hops.append(_band_hop(o, is_ion, ion, start, vector, f"{formula} {ion} hop {label} ordering {k}"))
+                keys.append((k, label))
+            except AseEmError as exc:
+                blocked[(k, label)] = str(exc)
+        check_time(t0, formula, max_seconds)
+    if predictor is None:
+        from ase_em.predictor import EmPredictor
+
+        predictor = EmPredictor.from_pretrained()
+    results = predictor.predict(hops, progress=progress)
+    check_time(t0, formula, max_seconds)
+    em = {key: (r.em, r.em_std) for key, r in zip(keys, results, strict=True)}
+    for key in blocked:
+        em[key] = (math.inf, None)
+
+    counts: dict[int, int] = {}
+    for e in edges:
+        counts[e[3]] = counts.get(e[3], 0) + 1
+    rows = []
+    for label in labels:
+        vals = [em[(k, label)] for k in range(n_orderings) if (k, label) in em]
+        ems = np.array([v[0] for v in vals], float)
+        finite = ems[np.isfinite(ems)]
+        med = float(np.median(ems)) if len(ems) else math.inf
+        spread = float(np.std(finite, ddof=1)) if len(finite) > 1 else (0.0 if len(finite) else None)
+        stds = [v[1] for v in vals if v[1] is not None and math.isfinite(v[0])]
+        model_std = float(np.median(stds)) if stds else None
+        ok = math.isfinite(med)
+        combined = math.hypot(model_std, spread) if ok and model_std is not None and spread is not None else None
+        reason = None
+        if not ok:
+            reason = next((blocked[(k, label)] for k in range(n_orderings) if (k, label) in blocked),
+                          "no instance of the hop with both endpoints free of host atoms")
+        rows.append(DisorderedHop(
+            label=label, length=float(mg.unique_hops[label]["hop"].length), em=med if ok else None,
+            em_std=combined, em_spread=spread if ok else None, model_std=model_std,
+            n_orderings=len(vals), n_blocked=int((~np.isfinite(ems)).sum()),
+            multiplicity=counts[label], blocked=reason,
+        ))
+        mg.add_data_to_similar_edges(label, {
+            "em": med if ok else math.inf, "em_std": combined, "em_spread": spread,
+            **({"em_blocked": reason} if reason else {}),
+        })
+    mg.assign_cost_to_graph(["em"])
+
+    per_ordering = []
+    for k in range(n_orderings):
+        pe = [PeriodicEdge(u, v, img, em.get((k, lab), (math.inf, None))[0]) for u, v, img, lab in edges]
+        per_ordering.append(percolation_barriers(pe, n_sites=len(sites)))
+    perc, perc_spread = {}, {}
+    for d in DIMENSIONS:
+        vals = np.array([math.inf if p[d] is None else p[d] for p in per_ordering])
+        med = float(np.median(vals))
+        finite = vals[np.isfinite(vals)]
+        perc[d] = med if math.isfinite(med) else None
+        perc_spread[d] = float(np.std(finite, ddof=1)) if len(finite) > 1 and perc[d] is not None else None
+    rows.sort(key=lambda r: (r.length, r.label))
+    return DisorderedNetwork(
+        structure=average, ion=ion, graph=mg, hops=rows, percolation=perc,
+        percolation_spread=perc_spread, per_ordering=per_ordering, n_orderings=n_orderings,
+        seed=seed, supercell=m.tolist(), missing=[o.missing for o in orderings],
+        seconds=time.perf_counter() - t0, n_sites=len(sites),
+    )
+
+
+def _choose_instance(
+    o: Structure,
+    is_ion: np.ndarray,
+    sites: Structure,
+    edges: list[tuple[int, int, tuple[int, int, int], int]],
+    label: int,
+    shifts: np.ndarray,
+    prim: np.ndarray,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Start (Cartesian, A) and hop vector of the best instance of hop ``label`` in ordering ``o``.
+
+    Returns None when every instance has a host atom on an endpoint.
+    """
+    starts, vectors = [], []
+    for u, v, img, lab in edges:
+        if lab != label:
+            continue
+        vec = sites[v].coords + np.asarray(img) @ prim - sites[u].coords  # (3,)
+        for t in shifts:
+            starts.append(sites[u].coords + t @ prim)
+            vectors.append(vec)
+    starts_a, vectors_a = np.array(starts), np.array(vectors)  # (I, 3)
+    ends_a = starts_a + vectors_a
+    frac_o = o.frac_coords
+    d_start = o.lattice.get_all_distances(o.lattice.get_fractional_coords(starts_a), frac_o)  # (I, N)
+    d_end = o.lattice.get_all_distances(o.lattice.get_fractional_coords(ends_a), frac_o)  # (I, N)
+    host_on = ((d_start < HOST_TOLERANCE) & ~is_ion).any(1) | ((d_end < HOST_TOLERANCE) & ~is_ion).any(1)
+    ion_at_start = ((d_start < MERGE_RADIUS) & is_ion).any(1)
+    end_empty = ~((d_end < MERGE_RADIUS)).any(1)
+    score = np.where(host_on, -1, 2 * ion_at_start + end_empty)  # (I,)
+    best = int(score.max())
+    if best < 0:
+        return None
+    pick = int(rng.choice(np.flatnonzero(score == best)))
+    return starts_a[pick], vectors_a[pick]
+
+
+def _band_hop(o: Structure, is_ion: np.ndarray, ion: str, start: np.ndarray, vector: np.ndarray, name: str) -> Hop:
+    """The vacancy-mode hop in ordering ``o``: ion at ``start``, every other atom the host,
+    less ions within the exclusion distance of either endpoint."""
+    ends = o.lattice.get_fractional_coords(np.vstack([start, start + vector]))  # (2, 3)
+    d = o.lattice.get_all_distances(ends, o.frac_coords)  # (2, N)
+    keep = ~(is_ion & (d < EXCLUSION).any(0))  # (N,)
+    return Hop(
+        ion=ion,
+        start=np.asarray(start, float),
+        end=np.asarray(start + vector, float),
+        host_symbols=tuple(s.specie.symbol for s, k in zip(o, keep, strict=True) if k),
+        host_positions=o.cart_coords[keep].copy(),
+        cell=o.lattice.matrix.copy(),
+        ion_index=0,
+        name=name,
+    )
+
+
+__all__ = ["METHOD", "DisorderError", "DisorderedHop", "DisorderedNetwork", "disordered_network",
+           "read_average_structure"]
