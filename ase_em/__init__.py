@@ -46,6 +46,14 @@ def __getattr__(name: str):
         from ase_em.finetune import finetune
 
         return finetune
+    if name in ("refine", "refine_many"):  # the package ase_em.refine is callable too
+        import ase_em.refine as _refine
+
+        return _refine if name == "refine" else _refine.refine_many
+    if name == "screen":  # the package ase_em.screen is callable too: ase_em.screen(inputs, ion, db)
+        import ase_em.screen as _screen
+
+        return _screen
     if name in _ADAPTERS:  # issue 6
         import importlib
 
@@ -72,4 +80,7 @@ __all__ = [
     "label_migration_graph",
     "migration_graph_with_em",
     "predict_neb",
+    "screen",
+    "refine",
+    "refine_many",
 ]

@@ -436,6 +436,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", default=None, help="draw the hop network coloured by Em into this PNG")
     add_model(p)
     p.set_defaults(func=cmd_network)
+    # --- screen, screen-report: parsers in their own module (ase_em.screen.cli)
+    from ase_em.screen.cli import add_parsers as add_screen_parsers
+
+    add_screen_parsers(sub)
     return parser
 
 
