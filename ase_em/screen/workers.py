@@ -23,6 +23,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from ase_em.errors import AseEmError
 from ase_em.screen.work import STATUS_ERROR, STATUS_TIMEOUT, run_unit
 
 logger = logging.getLogger(__name__)
@@ -150,7 +151,10 @@ def _worker_address() -> str | None:
 
 def connect_client(scheduler: Any) -> tuple[Any, bool]:
     """A ``distributed.Client`` for ``scheduler``; and whether we opened it (then we close it)."""
-    from distributed import Client
+    try:
+        from distributed import Client
+    except ImportError:
+        raise AseEmError("--scheduler needs dask.distributed: pip install 'ase-em[cluster]'") from None
 
     if isinstance(scheduler, Client):
         return scheduler, False
