@@ -27,6 +27,8 @@ def cmd_screen(args: argparse.Namespace) -> int:
             retry=args.retry,
             model=args.model,
             max_distance=args.max_distance,
+            n_orderings=args.orderings,
+            seed=args.seed,
             keys=args.keys,
             keys_id=args.keys_id,
             threads=args.threads,
@@ -81,6 +83,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="finish an interrupted screen: skip units already done")
     p.add_argument("--retry", action="store_true", help="with --resume: redo error and timeout rows too")
     p.add_argument("--max-distance", type=float, default=5.0, help="longest ion-ion hop (A; default 5)")
+    p.add_argument("--orderings", type=int, default=5,
+                   help="orderings drawn for a disordered structure (partial occupancies; default 5)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the first ordering (default 0)")
     p.add_argument("--keys", default=None, metavar="CSV",
                    help="extra per-structure keys: CSV with an id column matched to the file stem")
     p.add_argument("--keys-id", default="id", metavar="COLUMN", help="id column of --keys (default: id)")

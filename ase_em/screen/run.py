@@ -70,6 +70,8 @@ def screen(
     retry: bool = False,
     model: str | None = None,
     max_distance: float = 5.0,
+    n_orderings: int = 5,
+    seed: int = 0,
     keys: str | os.PathLike | None = None,
     keys_id: str = "id",
     threads: int = 1,
@@ -93,6 +95,9 @@ def screen(
         retry: with ``resume``, also redo units whose row is ``error`` or ``timeout``.
         model: model directory or shipped name (default: the shipped model).
         max_distance: longest ion-ion hop (A).
+        n_orderings: orderings drawn for a disordered structure (partial occupancies; see
+            :mod:`ase_em.disordered_network`); an ordered one is used as it is.
+        seed: seed of the first ordering.
         keys: CSV file of extra per-structure keys, matched by ``keys_id`` to the file stem.
         keys_id: the id column of ``keys``.
         threads: torch threads per worker.
@@ -116,6 +121,8 @@ def screen(
     ion_list = [ions] if isinstance(ions, str) else list(ions)
     if not ion_list:
         raise AseEmError("no ion given (e.g. --ion Li)")
+    if n_orderings < 1:
+        raise AseEmError(f"n_orderings must be at least 1, got {n_orderings}")
     if timeout is not None and timeout <= 0:
         raise AseEmError(f"timeout must be positive, got {timeout}")
     model_name = _model_name(model)
@@ -147,13 +154,14 @@ def screen(
     if not units:
         summary.seconds = time.perf_counter() - t0
         return summary
+    options = {"model": model, "max_distance": float(max_distance), "threads": int(threads),
+               "n_orderings": int(n_orderings), "seed": int(seed)}
     if scheduler is not None:
-        records = run_dask(units, scheduler=scheduler, timeout=timeout, model=model, model_name=model_name,
-                           max_distance=max_distance, threads=threads)
+        records = run_dask(units, scheduler=scheduler, timeout=timeout, model_name=model_name, options=options)
     else:
         n = workers or min(os.cpu_count() or 1, 8)
-        records = run_local(units, workers=max(1, min(n, len(units))), timeout=timeout, model=model,
-                            model_name=model_name, max_distance=max_distance, threads=threads)
+        records = run_local(units, workers=max(1, min(n, len(units))), timeout=timeout, model_name=model_name,
+                            options=options)
     counts: Counter[str] = Counter()
     bar = tqdm(total=len(units), unit="structure", desc="screen", disable=not progress or None,
                dynamic_ncols=True)

@@ -14,10 +14,14 @@ reason            one line: why not ok (absent when ok)
 reduced_formula   reduced formula of the structure
 n_sites           atoms in the cell
 em_1d/2d/3d       percolation barriers (eV); absent where the hops do not percolate
-em_1d_std ...     uncertainty (eV) of the bottleneck hop of each percolation barrier
+em_1d_std ...     uncertainty (eV) of the bottleneck hop of each percolation barrier (for a
+                  disordered input whose median barrier is no single hop's: its spread
+                  over the orderings)
 em_min, _std      lowest barrier of any hop (eV), its uncertainty; em_min_length (A)
 n_hops, n_blocked unique hops, and those blocked (straight path through a host atom)
-n_orderings       orderings of a disordered structure that were used (1: ordered input)
+ordered           whether the input had no partial occupancies
+n_orderings       orderings used: 1 for an ordered structure, N (``--orderings``) for a
+                  disordered one (barriers: median over them), 0 when it failed first
 flags, n_flags    comma-separated domain flags of the hops (``flags`` absent if none)
 seconds           wall time of the unit in its worker (s)
 cpu_structure     CPU s of everything but the network: reading, symmetry, hops, graphs
@@ -29,7 +33,8 @@ max_distance      longest ion-ion hop considered (A)
 plus any extra per-structure keys given with ``--keys`` (a name that clashes with the
 above, or with ASE's reserved keys, gets an ``x_`` prefix). The row's ``data`` holds
 ``hops`` (the hop table: label, length, em, em_std, multiplicity, blocked, flags) and
-``percolation``; an error row holds a short ``traceback``.
+``percolation``; a disordered input's row (no atoms: ASE cannot hold partial occupancies)
+holds its ``average_structure`` (pymatgen dict); an error row holds a short ``traceback``.
 
 Every row is written in one SQLite transaction (ASE's ``db.write``, or one ``with db:``
 block when an older row of the same unit is replaced): a run killed at any moment leaves
@@ -47,7 +52,7 @@ from ase_em.errors import AseEmError
 
 OWN_KEYS = frozenset(
     "source sha256 ion status reason reduced_formula n_sites em_1d em_2d em_3d em_1d_std em_2d_std "
-    "em_3d_std em_min em_min_std em_min_length n_hops n_blocked n_orderings flags n_flags seconds "
+    "em_3d_std em_min em_min_std em_min_length n_hops n_blocked n_orderings ordered flags n_flags seconds "
     "cpu_structure cpu_model model model_version max_distance".split()
 )
 

@@ -90,11 +90,17 @@ def init_worker(model: str | None, threads: int) -> None:
 
 
 def read_structure(path: str) -> Any:
-    """A pymatgen Structure from a structure file (extended XYZ through ASE, else pymatgen).
+    """A pymatgen Structure from a structure file, partial occupancies kept.
+
+    Extended XYZ goes through ASE; everything else through pymatgen's ``Structure.from_file``.
 
     Raises:
-        StructureFileError: unreadable file, no atoms, or partial occupancies.
+        StructureFileError: unreadable file, no atoms, or (extended XYZ) no periodic cell.
     """
+    import warnings
+
+    from pymatgen.core import Structure
+
     from ase_em.errors import StructureFileError
     from ase_em.migration_graph import to_structure
 
@@ -108,7 +114,37 @@ def read_structure(path: str) -> Any:
         if not atoms.pbc.all() or atoms.cell.rank < 3:
             raise StructureFileError(f"{path}: no periodic cell (give Lattice= in the extended XYZ header)")
         return to_structure(atoms)
-    return to_structure(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # CIF parser notes on rounding and site merging
+        try:
+            structure = Structure.from_file(path)
+        except Exception as exc:  # pymatgen raises many types for unreadable files
+            raise StructureFileError(f"{path}: cannot read a structure: {exc}") from None
+    if len(structure) == 0:
+        raise StructureFileError(f"{path}: holds no atoms")
+    return structure
+
+
+def _network(structure: Any, ion: str, predictor: Any, max_distance: float, n_orderings: int,
+             seed: int) -> tuple[list[Any], dict[int, float | None], dict[int, float | None], int]:
+    """Hop rows, percolation barriers, their spread over orderings, and orderings used.
+
+    An ordered structure goes through :class:`ase_em.analysis.MigrationBarrierAnalyzer`
+    (spread None, 1 ordering); a disordered one through
+    :func:`ase_em.disordered_network.disordered_network` (median over ``n_orderings``).
+    """
+    if structure.is_ordered:
+        from ase_em.analysis import MigrationBarrierAnalyzer
+        from ase_em.migration_graph import check_ion
+
+        check_ion(structure, ion)
+        analyzer = MigrationBarrierAnalyzer(structure, ion, max_distance=max_distance, predictor=predictor)
+        return analyzer.hops, analyzer.percolation, {}, 1
+    from ase_em.disordered_network import disordered_network
+
+    net = disordered_network(structure, ion, max_distance=max_distance, predictor=predictor,
+                             n_orderings=n_orderings, seed=seed)
+    return net.hops, net.percolation, net.percolation_spread, net.n_orderings
 
 
 def _one_line(exc: BaseException) -> str:
@@ -126,7 +162,7 @@ def _bottleneck_std(rows: list[Any], em: float | None) -> float | None:
 
 
 def run_unit(unit: dict[str, Any], model: str | None = None, max_distance: float = 5.0,
-             threads: int = 1) -> dict[str, Any]:
+             threads: int = 1, n_orderings: int = 5, seed: int = 0) -> dict[str, Any]:
     """Barriers of one structure and ion.
 
     Args:
@@ -135,6 +171,8 @@ def run_unit(unit: dict[str, Any], model: str | None = None, max_distance: float
         model: model directory or shipped name.
         max_distance: longest ion-ion hop (A).
         threads: torch threads of this worker.
+        n_orderings: orderings of a disordered structure (partial occupancies).
+        seed: seed of the first ordering.
 
     Returns:
         ``{"source", "sha256", "ion", "atoms", "key_value_pairs", "data"}``: the row to
@@ -143,7 +181,7 @@ def run_unit(unit: dict[str, Any], model: str | None = None, max_distance: float
     from ase_em.errors import AseEmError
 
     wall0, cpu0 = time.perf_counter(), time.thread_time()
-    kv: dict[str, Any] = {"n_orderings": 1, "max_distance": float(max_distance)}
+    kv: dict[str, Any] = {"n_orderings": 0, "max_distance": float(max_distance)}
     data: dict[str, Any] = {}
     atoms = None
     predictor = None
@@ -154,25 +192,26 @@ def run_unit(unit: dict[str, Any], model: str | None = None, max_distance: float
         cpu_model0 = predictor.cpu_total - predictor.cpu_graph
         from pymatgen.io.ase import AseAtomsAdaptor
 
-        from ase_em.analysis import MigrationBarrierAnalyzer
-        from ase_em.migration_graph import check_ion, to_structure
+        from ase_em.migration_graph import to_structure
 
         if unit.get("path") is not None:
             structure = read_structure(unit["path"])
         else:
             structure = to_structure(unit["atoms"])
-        atoms = AseAtomsAdaptor.get_atoms(structure)
         kv["reduced_formula"] = structure.composition.reduced_formula
         kv["n_sites"] = len(structure)
-        check_ion(structure, unit["ion"])
-        analyzer = MigrationBarrierAnalyzer(structure, unit["ion"], max_distance=max_distance,
-                                            predictor=predictor)
-        rows = analyzer.hops
-        perc = analyzer.percolation
+        kv["ordered"] = bool(structure.is_ordered)
+        if structure.is_ordered:
+            atoms = AseAtomsAdaptor.get_atoms(structure)
+        else:  # ASE Atoms hold no partial occupancies: the average structure goes into data
+            data["average_structure"] = structure.as_dict()
+        rows, perc, spread, kv["n_orderings"] = _network(structure, unit["ion"], predictor, max_distance,
+                                                         n_orderings, seed)
         for d, e in perc.items():
             if e is not None:
                 kv[f"em_{d}d"] = float(e)
                 std = _bottleneck_std(rows, e)
+                std = spread.get(d) if std is None else std
                 if std is not None:
                     kv[f"em_{d}d_std"] = float(std)
         open_rows = [r for r in rows if r.em is not None]

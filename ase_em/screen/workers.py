@@ -43,7 +43,7 @@ def failure_record(unit: dict[str, Any], status: str, reason: str, *, seconds: f
             "seconds": float(seconds),
             "cpu_structure": 0.0,
             "cpu_model": 0.0,
-            "n_orderings": 1,
+            "n_orderings": 0,
             "max_distance": float(max_distance),
             "model": model_name,
         },
@@ -52,18 +52,17 @@ def failure_record(unit: dict[str, Any], status: str, reason: str, *, seconds: f
     }
 
 
-def run_local(units: Sequence[dict[str, Any]], *, workers: int, timeout: float | None, model: str | None,
-              model_name: str, max_distance: float, threads: int = 1) -> Iterator[dict[str, Any]]:
+def run_local(units: Sequence[dict[str, Any]], *, workers: int, timeout: float | None, model_name: str,
+              options: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """Run units on local worker processes; yield records as they complete.
 
     Args:
         units: the units (see :func:`ase_em.screen.work.run_unit`).
         workers: number of worker processes.
         timeout: seconds one unit may take (None: no limit).
-        model: model directory or shipped name.
         model_name: the model's name (for rows of units that returned nothing).
-        max_distance: longest ion-ion hop (A).
-        threads: torch threads per worker.
+        options: keyword arguments of :func:`ase_em.screen.work.run_unit` (model,
+            max_distance, threads, n_orderings, seed).
 
     Yields:
         One record per unit.
@@ -74,11 +73,12 @@ def run_local(units: Sequence[dict[str, Any]], *, workers: int, timeout: float |
 
     from pebble import ProcessExpired, ProcessPool
 
-    pool = ProcessPool(max_workers=workers, initializer=_init_local, initargs=(model, threads),
+    max_distance = options.get("max_distance", 5.0)
+    pool = ProcessPool(max_workers=workers, initializer=_init_local,
+                       initargs=(options.get("model"), options.get("threads", 1)),
                        context=multiprocessing.get_context("spawn"))
     try:
-        pending = {pool.schedule(run_unit, args=(u, model, max_distance, threads), timeout=timeout): u
-                   for u in units}
+        pending = {pool.schedule(run_unit, args=(u,), kwargs=options, timeout=timeout): u for u in units}
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for fut in done:
@@ -107,8 +107,7 @@ def _init_local(model: str | None, threads: int) -> None:
     init_worker(model, threads)
 
 
-def run_with_deadline(unit: dict[str, Any], model: str | None, max_distance: float, threads: int,
-                      timeout: float | None) -> dict[str, Any]:
+def run_with_deadline(unit: dict[str, Any], options: dict[str, Any], timeout: float | None) -> dict[str, Any]:
     """The Dask task: :func:`run_unit`, given up after ``timeout`` seconds.
 
     The unit runs in a daemon thread; if it is still running at the deadline, the task
@@ -117,17 +116,18 @@ def run_with_deadline(unit: dict[str, Any], model: str | None, max_distance: flo
     """
     import time
 
+    threads = options.get("threads", 1)
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     if timeout is None:
-        return run_unit(unit, model, max_distance, threads)
+        return run_unit(unit, **options)
     box: dict[str, Any] = {}
 
     def target() -> None:
-        box["record"] = run_unit(unit, model, max_distance, threads)
+        box["record"] = run_unit(unit, **options)
 
     from ase_em.screen.work import get_predictor
 
-    get_predictor(model, threads)  # the model loads outside the time-out, as in the local pool
+    get_predictor(options.get("model"), threads)  # the model loads outside the time-out, as locally
     t0 = time.perf_counter()
     thread = threading.Thread(target=target, daemon=True, name=f"ase-em {unit['source']}")
     thread.start()
@@ -135,7 +135,7 @@ def run_with_deadline(unit: dict[str, Any], model: str | None, max_distance: flo
     if "record" in box:
         return box["record"]
     record = failure_record(unit, STATUS_TIMEOUT, f"no result within {timeout:g} s; worker restarted",
-                            seconds=time.perf_counter() - t0, max_distance=max_distance)
+                            seconds=time.perf_counter() - t0, max_distance=options.get("max_distance", 5.0))
     record["hung"] = _worker_address()
     return record
 
@@ -166,15 +166,16 @@ def connect_client(scheduler: Any) -> tuple[Any, bool]:
     return Client(text), True
 
 
-def run_dask(units: Sequence[dict[str, Any]], *, scheduler: Any, timeout: float | None, model: str | None,
-             model_name: str, max_distance: float, threads: int = 1) -> Iterator[dict[str, Any]]:
+def run_dask(units: Sequence[dict[str, Any]], *, scheduler: Any, timeout: float | None, model_name: str,
+             options: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """Run units on a Dask cluster; yield records as they complete (arguments as :func:`run_local`)."""
     from distributed import as_completed
 
+    max_distance = options.get("max_distance", 5.0)
     client, own = connect_client(scheduler)
     try:
         futures = {
-            client.submit(run_with_deadline, u, model, max_distance, threads, timeout, pure=False,
+            client.submit(run_with_deadline, u, options, timeout, pure=False,
                           key=f"ase-em-screen-{i}-{u['ion']}-{u['sha256'][:12]}"): u
             for i, u in enumerate(units)
         }
