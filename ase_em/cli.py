@@ -1,7 +1,10 @@
 """``ase-em``: predict, evaluate and train from the command line.
 
 ``main(argv)`` parses; each subcommand is one small function. Input errors
-(:class:`ase_em.errors.AseEmError`) become one line on stderr and exit code 2.
+(:class:`ase_em.errors.AseEmError`) become one line on stderr and exit code 2. Usage errors
+(bad arguments, ``--threads`` below 1, missing input files, an output folder that cannot be
+written) are found before torch is imported, in well under a second: keep this module free
+of top-level heavy imports (torch, ase.io, pymatgen, alignn).
 """
 
 from __future__ import annotations
@@ -15,13 +18,81 @@ from pathlib import Path
 
 from ase_em import __version__
 from ase_em.errors import AseEmError
+from ase_em.threads import DEFAULT_THREADS, THREADS_ENV
 
 
-def _threads(n: int | None) -> None:
-    import torch
+def _threads(n: int | None) -> int:
+    """Set torch's CPU threads: ``--threads``, else ``ASE_EM_THREADS``, else 1 (ase_em.threads)."""
+    from ase_em.threads import set_threads
 
-    if n:
-        torch.set_num_threads(n)
+    return set_threads(n)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors in one line (``ase-em predict: error: ...``), exit code 2."""
+
+    def error(self, message: str) -> None:  # noqa: D102
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _thread_count(text: str) -> int:
+    """Type of ``--threads`` for argparse: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1 (got {value})")
+    return value
+
+
+def _existing(path: str | None, role: str, *, folder: bool = False) -> None:
+    if path is None:
+        return
+    p = Path(path)
+    if folder and not p.is_dir():
+        raise AseEmError(f"{p}: no such folder ({role})")
+    if not folder and not p.is_file():
+        raise AseEmError(f"{p}: {'is a folder, not a file' if p.is_dir() else 'no such file'} ({role})")
+
+
+def check_usage(args: argparse.Namespace) -> None:
+    """Usage errors that argparse cannot see, found before any heavy import.
+
+    Input files must exist, output folders must be (or become) writable folders, files to
+    write must go into an existing, writable folder, and ``ASE_EM_THREADS`` must be valid.
+
+    Raises:
+        AseEmError: the first problem, in one line.
+    """
+    from ase_em.folders import check_file_target, check_writable
+    from ase_em.threads import resolve_threads
+
+    if hasattr(args, "threads"):
+        resolve_threads(args.threads)  # checks ASE_EM_THREADS when --threads is not given
+    command = args.command
+    if command == "predict":
+        if args.images and (args.initial or args.final):
+            raise AseEmError("give either INITIAL FINAL or --images FILE, not both")
+        if not args.images and not (args.initial and args.final):
+            raise AseEmError("give INITIAL and FINAL structure files, or --images FILE")
+        _existing(args.initial, "initial")
+        _existing(args.final, "final")
+        _existing(args.images, "--images")
+    elif command in ("evaluate", "train", "finetune"):
+        _existing(args.data, "data")
+    elif command == "pretrain":
+        _existing(args.data, "data", folder=True)
+    elif command == "network":
+        _existing(args.structure, "structure")
+    if getattr(args, "output", None):
+        check_writable(args.output, role="--output")
+    if getattr(args, "workdir", None):
+        check_writable(args.workdir, role="--workdir")
+    if getattr(args, "predictions", None):
+        check_file_target(args.predictions, role="--predictions")
+    if getattr(args, "plot", None):
+        check_file_target(args.plot, role="--plot")
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -106,14 +177,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ase_em.data import load_em619
-    from ase_em.metrics import barrier_metrics
-    from ase_em.predictor import EmPredictor
 
-    data = load_em619(args.data, skip_invalid=args.skip_invalid)
+    data = load_em619(
+        args.data, skip_invalid=args.skip_invalid, allow_implausible=args.allow_implausible_barriers
+    )
     for line in data.skipped:
         print(f"skipped: {line}", file=sys.stderr)
+    for line in data.warnings:
+        print(f"warning: {line}", file=sys.stderr)
     if args.predictions and Path(args.predictions).exists() and not args.overwrite:
         raise AseEmError(f"{args.predictions}: exists (use --overwrite)")
+    from ase_em.metrics import barrier_metrics
+    from ase_em.predictor import EmPredictor  # torch: only once the data is known to be good
+
     _threads(args.threads)
     predictor = EmPredictor.from_pretrained(args.model)
     results = predictor.predict(data.hops, progress=True)
@@ -145,9 +221,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = Path(args.output)
     if (out / "model.pt").exists() and not args.overwrite:
         raise AseEmError(f"{out}: already holds a model (use --overwrite)")
-    data = load_em619(args.data, skip_invalid=args.skip_invalid)
+    data = load_em619(
+        args.data, skip_invalid=args.skip_invalid, allow_implausible=args.allow_implausible_barriers
+    )
     for line in data.skipped:
         print(f"skipped: {line}", file=sys.stderr)
+    for line in data.warnings:
+        print(f"warning: {line}", file=sys.stderr)
     _threads(args.threads)
     card = train_ensemble(
         data,
@@ -193,12 +273,15 @@ def cmd_finetune(args: argparse.Namespace) -> int:
             "--folds": args.folds, "--patience": args.patience, "--workdir": args.workdir,
             "--name": args.name, "--threads": args.threads,
         }
-        flags = [f for f in ("resume", "overwrite", "skip_invalid") if getattr(args, f)]
+        switches = ("resume", "overwrite", "skip_invalid", "allow_implausible_barriers")
+        flags = [f for f in switches if getattr(args, f)]
         command = shlex.join(
             ["ase-em", "finetune", args.data]
             + [x for k, v in opts.items() if v is not None for x in (k, str(v))]
             + ["--" + f.replace("_", "-") for f in flags]
         )
+    from ase_em.threads import resolve_threads
+
     try:
         predictor = finetune(
             args.data,
@@ -213,11 +296,12 @@ def cmd_finetune(args: argparse.Namespace) -> int:
             val_fraction=0.2 if args.val_fraction is None else args.val_fraction,
             folds=args.folds,
             patience=args.patience,
-            threads=args.threads,
+            threads=resolve_threads(args.threads),
             workdir=args.workdir,
             resume=args.resume,
             overwrite=args.overwrite,
             skip_invalid=args.skip_invalid,
+            allow_implausible_barriers=args.allow_implausible_barriers,
             name=args.name,
             command=command,
         )
@@ -250,32 +334,36 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 def cmd_pretrain(args: argparse.Namespace) -> int:
     """Multi-property pre-training of the ALIGNN backbone on bulk crystals."""
     from ase_em.config import GraphConfig, ModelConfig
+    from ase_em.folders import folder_lock
     from ase_em.pretrain import pretrain
 
     out = Path(args.output)
     if (out / "backbone.pt").exists() and not args.overwrite:
         raise AseEmError(f"{out}: already holds a backbone (use --overwrite)")
     _threads(args.threads)
-    card = pretrain(
-        args.data,
-        out,
-        properties=args.properties,
-        graph_config=GraphConfig(args.cutoff, args.max_neighbors, None),
-        model_config=ModelConfig(
-            alignn_layers=args.alignn_layers,
-            gcn_layers=args.gcn_layers,
-            hidden_features=args.hidden,
-            readout=args.readout,
-        ),
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        seed=args.seed,
-        max_per_property=args.max_per_property,
-        workdir=Path(args.workdir) if args.workdir else None,
+    with folder_lock(out, role="output folder"):  # a second run into OUTPUT: one-line error
+        card = pretrain(
+            args.data,
+            out,
+            properties=args.properties,
+            graph_config=GraphConfig(args.cutoff, args.max_neighbors, None),
+            model_config=ModelConfig(
+                alignn_layers=args.alignn_layers,
+                gcn_layers=args.gcn_layers,
+                hidden_features=args.hidden,
+                readout=args.readout,
+            ),
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            seed=args.seed,
+            max_per_property=args.max_per_property,
+            workdir=Path(args.workdir) if args.workdir else None,
+        )
+    print(
+        f"wrote {out}: {card['data']['n_structures']} structures, {len(card['properties'])} properties, "
+        f"final scaled MAE {card['train_scaled_mae_per_epoch'][-1]:.3f}"
     )
-    print(f"wrote {out}: {card['data']['n_structures']} structures, {len(card['properties'])} properties, "
-          f"final scaled MAE {card['train_scaled_mae_per_epoch'][-1]:.3f}")
     return 0
 
 
@@ -309,8 +397,11 @@ def cmd_network(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``ase-em`` with all subcommands."""
-    parser = argparse.ArgumentParser(
-        prog="ase-em", description="Migration barriers (Em, eV) of ion hops in crystals."
+    parser = _Parser(
+        prog="ase-em",
+        description="Migration barriers (Em, eV) of ion hops in crystals.",
+        epilog=f"CPU threads: --threads, else ${THREADS_ENV}, else {DEFAULT_THREADS} "
+        "(more threads than idle cores make torch far slower; docs/benchmarks.md)",
     )
     parser.add_argument("--version", action="version", version=f"ase-em {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
@@ -318,7 +409,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     def add_model(p: argparse.ArgumentParser) -> None:
         p.add_argument("--model", default=None, help="model directory or shipped name (default: shipped)")
-        p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+        add_threads(p)
+
+    def add_threads(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--threads",
+            type=_thread_count,
+            default=None,
+            help=f"torch CPU threads, >= 1 (default: ${THREADS_ENV}, else {DEFAULT_THREADS})",
+        )
+
+    def add_implausible(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--allow-implausible-barriers",
+            action="store_true",
+            help="accept barriers below 0 or above 10 eV (refused by default: a unit or typing error)",
+        )
 
     p = sub.add_parser("info", help="version, shipped model and its CV metrics, torch and threads")
     p.add_argument("--model", default=None, help="model directory or shipped name")
@@ -339,6 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--predictions", help="write sys_name,target,prediction,em_std to this CSV")
     p.add_argument("--overwrite", action="store_true", help="replace an existing predictions file")
     p.add_argument("--skip-invalid", action="store_true", help="skip (and list) records with invalid hops")
+    add_implausible(p)
     add_model(p)
     p.set_defaults(func=cmd_evaluate)
 
@@ -364,7 +471,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init-from", default=None, metavar="BACKBONE",
                    help="start every fold model from a pre-trained backbone: directory or shipped name")
     p.add_argument("--workdir", default=None, help="checkpoints and graph cache (default: OUTPUT/.work)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    add_implausible(p)
+    add_threads(p)
     p.set_defaults(func=cmd_train)
 
     # --- finetune (issue 4) ---
@@ -402,8 +510,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replace a model in OUTPUT, discarding an old checkpoint")
     p.add_argument("--skip-invalid", action="store_true",
                    help="skip (and list) rows whose structures are not a valid hop")
+    add_implausible(p)
     p.add_argument("--name", default=None, help="model name on the card (default: directory name)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    add_threads(p)
     p.set_defaults(func=cmd_finetune)
     # --- pretrain (issue 5) ---
     p = sub.add_parser("pretrain", help="multi-property pre-training of the backbone on bulk crystals")
@@ -425,7 +534,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--readout", choices=["mean", "ion"], default="ion", help="readout of the barrier model to come"
     )
     p.add_argument("--workdir", default=None, help="checkpoints and graph cache (default: OUTPUT/.work)")
-    p.add_argument("--threads", type=int, default=None)
+    add_threads(p)
     p.set_defaults(func=cmd_pretrain)
     # --- network (issue 6) ---
     p = sub.add_parser("network", help="barriers of all hops of an ion in a crystal; percolation barriers")
@@ -449,6 +558,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     try:
+        check_usage(args)  # before torch is imported
         return int(args.func(args) or 0)
     except AseEmError as exc:
         print(f"ase-em {args.command}: error: {exc}", file=sys.stderr)
