@@ -2,36 +2,81 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
 from ase_em.band import build_band
+from ase_em.domain import ModelDomain, domain_flags
+from ase_em.errors import AseEmError
 from ase_em.graph import BandGraph, build_graph, check_elements, collate
 from ase_em.hop import Hop, as_hop
 from ase_em.pretrained import LoadedModel, load_model
 from ase_em.uncertainty import error_bar
 
+logger = logging.getLogger(__name__)
 
-@dataclass(frozen=True)
+
+ErrorMode = Literal["raise", "skip"]
+
+
+@dataclass(frozen=True, repr=False)
 class EmResult:
-    """A predicted barrier.
+    """A predicted barrier, with the hop's standing against the model's domain.
 
     Attributes:
-        em: migration barrier (eV).
+        em: migration barrier (eV); NaN for a hop that could not be predicted (``error``).
         em_std: uncertainty (eV): the ensemble members' spread, calibrated on cross-validation
             when the model card holds calibration parameters (see :mod:`ase_em.uncertainty`);
-            None for a single model.
-        hop: the hop it belongs to.
+            None for a single model or a failed hop.
+        hop: the hop it belongs to; None when the input was not a valid hop.
+        flags: why the hop lies outside the model's domain (:data:`ase_em.domain.FLAGS`,
+            e.g. ``("long_hop", "far_from_train")``); empty inside it.
+        reasons: one human sentence per flag, same order.
+        train_distance: the hop's descriptor distance to the training hops (see
+            :mod:`ase_em.domain`); None without a domain file or for a failed hop.
+        error: why the input could not be predicted, starting with its index
+            ("hop 3: ..."), only with ``errors="skip"``; None for a prediction.
     """
 
     em: float
     em_std: float | None
-    hop: Hop
+    hop: Hop | None
+    flags: tuple[str, ...] = ()
+    reasons: tuple[str, ...] = ()
+    train_distance: float | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether this is a prediction (not a failed input)."""
+        return self.error is None
+
+    @property
+    def in_domain(self) -> bool:
+        """A prediction without any flag."""
+        return self.ok and not self.flags
+
+    def warning(self) -> str | None:
+        """One line naming every flag with its reason, or None when there is none."""
+        if not self.flags:
+            return None
+        return "outside the model's domain: " + "; ".join(
+            f"{f} ({r})" for f, r in zip(self.flags, self.reasons)
+        )
+
+    def __repr__(self) -> str:
+        """One line: Em, its uncertainty, flags and the hop (never the arrays)."""
+        if self.error is not None:
+            return f"EmResult(error={self.error!r})"
+        std = "" if self.em_std is None else f" +/- {self.em_std:.3f}"
+        hop = "" if self.hop is None else f", hop={self.hop.name or self.hop.ion!r} ({self.hop.length:.2f} A)"
+        return f"EmResult(em={self.em:.3f}{std} eV, flags={list(self.flags)}{hop})"
 
 
 def determine_device(device: str | None = None) -> torch.device:
@@ -60,6 +105,7 @@ class EmPredictor:
         self.batch_size = batch_size
         self.model.ensemble.to(self.device)
         self.uncertainty = model.card.get("uncertainty")  # calibration of em_std, if any
+        self.domain = ModelDomain.load(model.path)  # None: only data-free domain checks
 
     @classmethod
     def from_pretrained(
@@ -93,34 +139,83 @@ class EmPredictor:
         return build_graph(build_band(hop), self.model.graph_config)
 
     def predict_one(self, hop: Any) -> EmResult:
-        """Barrier of one hop (any form :func:`ase_em.hop.as_hop` accepts)."""
-        return self.predict([hop])[0]
+        """Barrier of one hop (any form :func:`ase_em.hop.as_hop` accepts).
 
-    @torch.no_grad()
-    def predict(self, hops: Iterable[Any] | Any, *, progress: bool = False) -> list[EmResult]:
-        """Barriers of many hops, batched.
+        Raises:
+            AseEmError: the input is not a valid hop (the message without an index).
+        """
+        return self._predict([hop], progress=False, errors="raise", indexed=False)[0]
+
+    def predict(
+        self, hops: Iterable[Any] | Any, *, progress: bool = False, errors: ErrorMode = "raise"
+    ) -> list[EmResult]:
+        """Barriers of many hops, batched, each with its domain flags.
 
         Args:
             hops: hops, or anything :func:`ase_em.hop.as_hop` accepts (a single Hop,
                 band5 Atoms, record dict or (initial, final) tuple is treated as one hop).
             progress: show a progress bar.
+            errors: what a bad input does. "raise": raise its error, the message starting
+                with its index ("hop 3: ..."), before any prediction. "skip": that input's
+                result has ``em = nan``, ``hop = None`` and the indexed message in
+                ``error``; every other input is predicted as usual.
 
         Returns:
-            One result per hop, in order.
+            One result per input, in order.
+
+        Raises:
+            AseEmError: with ``errors="raise"``, the first bad input (same error type).
+            TypeError: with ``errors="raise"``, an input of a type that is no hop.
         """
-        if isinstance(hops, (Hop, dict, tuple)) or type(hops).__name__ in ("Atoms", "MigrationHop"):
-            hops = [hops]
-        hop_list = [as_hop(h) for h in hops]
+        if errors not in ("raise", "skip"):
+            raise ValueError(f"errors must be 'raise' or 'skip', not {errors!r}")
+        single = isinstance(hops, (Hop, dict, tuple)) or type(hops).__name__ in ("Atoms", "MigrationHop")
+        return self._predict([hops] if single else list(hops), progress=progress, errors=errors, indexed=True)
+
+    @torch.no_grad()
+    def _predict(self, items: list[Any], *, progress: bool, errors: ErrorMode, indexed: bool) -> list[EmResult]:
         from tqdm import tqdm
 
-        results: list[EmResult] = []
-        starts = range(0, len(hop_list), self.batch_size)
-        for i in tqdm(starts, desc="predict", unit="batch", disable=not progress or None):
-            chunk = hop_list[i : i + self.batch_size]
-            g, lg = collate([self.graph(h) for h in chunk])
+        results: list[EmResult | None] = [None] * len(items)
+        good: list[tuple[int, Hop]] = []  # (input index, hop); graphs are built per batch
+        for i, item in enumerate(items):
+            try:
+                hop = as_hop(item)
+                check_elements((hop.ion, *hop.host_symbols), hop.name or "hop")
+                good.append((i, hop))
+            except (AseEmError, TypeError) as exc:
+                message = f"hop {i}: {exc}" if indexed else str(exc)
+                if errors == "skip":
+                    results[i] = EmResult(float("nan"), None, None, error=message)
+                    continue
+                if not indexed:
+                    raise
+                raise _with_message(exc, message) from exc
+        starts = range(0, len(good), self.batch_size)
+        for s in tqdm(starts, desc="predict", unit="batch", disable=not progress or None):
+            chunk = good[s : s + self.batch_size]
+            g, lg = collate([self.graph(hop) for _, hop in chunk])
             em, spread = self.model.ensemble(g.to(self.device), lg.to(self.device))
             em = em.detach().cpu().numpy()
             std = None if spread is None else error_bar(em, spread.detach().cpu().numpy(), self.uncertainty)
-            for k, hop in enumerate(chunk):
-                results.append(EmResult(float(em[k]), None if std is None else float(std[k]), hop))
-        return results
+            for k, (i, hop) in enumerate(chunk):
+                check = domain_flags(hop, self.domain)
+                results[i] = EmResult(
+                    float(em[k]),
+                    None if std is None else float(std[k]),
+                    hop,
+                    flags=check.flags,
+                    reasons=check.reasons,
+                    train_distance=check.distance,
+                )
+                if check.flags:
+                    logger.info("%s: %s", hop.name or f"hop {i}", results[i].warning())
+        return [r for r in results if r is not None]
+
+
+def _with_message(exc: Exception, message: str) -> Exception:
+    """The same kind of error with another message (the base type if it cannot be rebuilt)."""
+    try:
+        return type(exc)(message)
+    except TypeError:  # an error type whose constructor takes other arguments
+        return AseEmError(message) if isinstance(exc, AseEmError) else TypeError(message)
