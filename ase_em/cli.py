@@ -549,6 +549,10 @@ def build_parser() -> argparse.ArgumentParser:
     from ase_em.screen.cli import add_parsers as add_screen_parsers
 
     add_screen_parsers(sub)
+    # --- refine: parser and handler in their own module (ase_em.refine.cli)
+    from ase_em.refine.cli import add_parser as add_refine_parser
+
+    add_refine_parser(sub)
     return parser
 
 

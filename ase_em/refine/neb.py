@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from ase import Atoms
+from ase.calculators.calculator import Calculator, all_changes
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from ase_em.errors import AseEmError
@@ -40,8 +41,6 @@ from ase_em.refine.calculators import CalculatorError, CalculatorLike, calculato
 from ase_em.refine.result import RefinedHop
 
 if TYPE_CHECKING:
-    from ase.calculators.calculator import Calculator
-
     from ase_em.predictor import EmPredictor
 
 logger = logging.getLogger(__name__)
@@ -226,8 +225,8 @@ def _build_neb(relaxed, calc, run, n_images, climb, k, optimizer, label):
     frames = _read_traj(traj) if traj is not None else []
     images = [relaxed[0]] + [relaxed[0].copy() for _ in range(n_images)] + [relaxed[1]]
     for im in images[1:-1]:
-        im.calc = calc
-    neb = NEB(images, k=k, climb=climb, method="improvedtangent", allow_shared_calculator=True)
+        im.calc = ImageCalculator(calc)
+    neb = NEB(images, k=k, climb=climb, method="improvedtangent")
     done = 0
     if len(frames) >= n_total:
         last = frames[len(frames) // n_total * n_total - n_total:][:n_total]
@@ -286,6 +285,36 @@ def _result(neb, label, ion, calc_label, fmax, max_force, converged, steps, rela
         energy_initial=e0,
         images=images,
     )
+
+
+class ImageCalculator(Calculator):
+    """One image's view of a shared calculator, caching that image's results.
+
+    Written by hand because ASE's NEB asks every image for its forces two to three times
+    per optimizer step (the step, the log, the convergence check), and a calculator shared
+    by all images (``allow_shared_calculator=True``) caches only the last structure it saw,
+    so each request recomputes: three times the cost of the NEB. With one of these per
+    image, ASE's own result cache (``Calculator.get_property``) answers the repeats, while
+    the potential itself (a torch model) is loaded once.
+
+    Args:
+        shared: the calculator that computes.
+    """
+
+    implemented_properties = ("energy", "forces")
+
+    def __init__(self, shared: Calculator) -> None:
+        """Wrap ``shared``."""
+        super().__init__()
+        self.shared = shared
+
+    def calculate(self, atoms: Atoms | None = None, properties: Any = ("energy",),
+                  system_changes: Any = all_changes) -> None:
+        """Energy (eV) and forces ((N, 3) eV/A) of ``atoms`` from the shared calculator."""
+        super().calculate(atoms, properties, system_changes)
+        image = self.atoms.copy()
+        image.calc = self.shared
+        self.results = {"energy": image.get_potential_energy(), "forces": image.get_forces()}
 
 
 # ---------------------------------------------------------------------- checkpoint
