@@ -374,7 +374,7 @@ def cmd_network(args: argparse.Namespace) -> int:
     from ase_em.predictor import EmPredictor
 
     structure = to_structure(args.structure)  # input errors before the model loads
-    check_ion(structure, args.ion)
+    args.ion = check_ion(structure, args.ion)  # the element: "Li+" and "Li1+" mean Li
     _threads(args.threads)
     predictor = EmPredictor.from_pretrained(args.model)
     analyzer = MigrationBarrierAnalyzer(

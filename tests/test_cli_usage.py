@@ -51,7 +51,10 @@ def one_line_exit_2(argv: list[str], capsys) -> str:
         (["evaluate", "nothing.json"], "nothing.json: no such file (data)"),
         (["finetune", "nothing.csv", "--output", "{tmp}/m"], "nothing.csv: no such file (data)"),
         (["finetune", str(HOPS), "--output", "{tmp}/afile/m"], "afile is a file, not a folder"),
-        (["finetune", str(HOPS), "--output", "{tmp}/m", "--workdir", "{tmp}/afile"], "is a file, not a folder"),
+        (
+            ["finetune", str(HOPS), "--output", "{tmp}/m", "--workdir", "{tmp}/afile"],
+            "--workdir {tmp}/afile: is a file, not a folder",
+        ),
         (["pretrain", "{tmp}/afile", "--output", "{tmp}/m"], "no such folder (data)"),
         (
             ["network", str(LFP / "initial.vasp"), "--ion", "Li", "--plot", "{tmp}/nofolder/net.png"],
