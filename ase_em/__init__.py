@@ -2,29 +2,40 @@
 
 from __future__ import annotations
 
-import sys as _sys  # issue 6, see below
+import wrapt as _wrapt
 
 __version__ = "0.1.0"
 
 from ase_em.errors import (  # noqa: E402
     AseEmError,
+    BlockedPathError,
     DataFileError,
+    DisorderedStructureError,
     EndpointMismatchError,
     ImplausibleHopError,
     IonIndexError,
     ModelLoadError,
     NoHopError,
+    SpeciesError,
     StructureFileError,
     UnsupportedElementError,
 )
 from ase_em.hop import Hop  # noqa: E402
 
-# --- issue 6: ASE and pymatgen adapters (lazy) ---
-# MigrationGraph.with_em_predictor is attached by importing ase_em.migration_graph. Do it
-# here only if pymatgen-analysis-diffusion is already loaded (then it costs ~30 ms); else
-# `import ase_em.migration_graph` attaches it, so `import ase_em` never pulls in pymatgen (~3 s).
-if "pymatgen.analysis.diffusion.neb.full_path_mapper" in _sys.modules:
-    import ase_em.migration_graph  # noqa: E402, F401
+# MigrationGraph.with_em_predictor is attached by importing ase_em.migration_graph. A
+# post-import hook (wrapt) imports it as soon as pymatgen-analysis-diffusion's
+# full_path_mapper is imported (at once if it already is), whatever the import order,
+# while `import ase_em` itself never pulls in pymatgen (~3 s).
+
+
+def _attach_migration_graph(_module: object) -> None:
+    """Post-import hook of full_path_mapper: import ase_em.migration_graph (it attaches)."""
+    import importlib
+
+    importlib.import_module("ase_em.migration_graph")  # a no-op while it is being imported
+
+
+_wrapt.register_post_import_hook(_attach_migration_graph, "pymatgen.analysis.diffusion.neb.full_path_mapper")
 
 _ADAPTERS = {
     "EmCalculator": "ase_em.calculator",
@@ -33,7 +44,6 @@ _ADAPTERS = {
     "migration_graph_with_em": "ase_em.migration_graph",
     "MigrationBarrierAnalyzer": "ase_em.analysis",
 }
-# --- end issue 6 ---
 
 
 def __getattr__(name: str):
@@ -54,7 +64,7 @@ def __getattr__(name: str):
         import ase_em.screen as _screen
 
         return _screen
-    if name in _ADAPTERS:  # issue 6
+    if name in _ADAPTERS:
         import importlib
 
         return getattr(importlib.import_module(_ADAPTERS[name]), name)
@@ -63,7 +73,9 @@ def __getattr__(name: str):
 
 __all__ = [
     "AseEmError",
+    "BlockedPathError",
     "DataFileError",
+    "DisorderedStructureError",
     "EmCalculator",
     "EmPredictor",
     "EndpointMismatchError",
@@ -73,6 +85,7 @@ __all__ = [
     "MigrationBarrierAnalyzer",
     "ModelLoadError",
     "NoHopError",
+    "SpeciesError",
     "StructureFileError",
     "UnsupportedElementError",
     "__version__",

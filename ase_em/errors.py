@@ -49,3 +49,15 @@ class DataFileError(AseEmError):
         self.problems = list(problems)
         head = f"{path}: {len(self.problems)} bad row(s)"
         super().__init__(head + "\n" + "\n".join(self.problems))
+
+
+class DisorderedStructureError(StructureFileError):
+    """A structure has partial occupancies or mixed sites (give an ordered structure)."""
+
+
+class BlockedPathError(ImplausibleHopError):
+    """The straight path of the ion runs through (or far too close to) a host atom."""
+
+
+class SpeciesError(AseEmError):
+    """A species name is not an element symbol (optionally with a charge, such as Li+)."""

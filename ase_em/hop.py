@@ -5,8 +5,9 @@ ASE reads: POSCAR, CIF, extxyz, ...), NEB images (a list or a multi-frame file; 
 and last frame are the endpoints), a band5 structure, or a record of the em619 JSON
 formats (band5 ``atoms`` or ``atoms_ini``/``atoms_fin``).
 
-The checks here are the physical ones; the element check belongs to the model
-(:mod:`ase_em.graph`).
+Every reader applies the checks of :mod:`ase_em.checks` (finite coordinates, ordered
+sites, no overlapping atoms, consistent endpoints and frames, the whole straight path);
+the element check belongs to the model (:mod:`ase_em.graph`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Union
 import numpy as np
 from ase import Atoms
 
+from ase_em import checks
 from ase_em.errors import (
     EndpointMismatchError,
     ImplausibleHopError,
@@ -39,9 +41,8 @@ StructureLike = Union[Atoms, "Structure", str, os.PathLike]
 N_IMAGES = 5
 MIN_HOP_LENGTH = 0.5  # A: below this no atom moves, the endpoints are one structure
 MAX_HOP_LENGTH = 10.0  # A: TRAIN's longest hop is 8.95 A
-MIN_ATOM_DISTANCE = 0.5  # A: closest two atoms may come in an endpoint
-MIN_PATH_DISTANCE = 0.1  # A: closest an interpolated ion image may come to a host atom
-CELL_TOLERANCE = 0.05  # A: largest difference between the endpoints' cell vectors
+MIN_ATOM_DISTANCE = checks.MIN_ATOM_DISTANCE  # A: closest two atoms may ever come
+CELL_TOLERANCE = 0.05  # A: endpoint cells differing by more are strained (warned, see checks)
 HALF_CELL_MARGIN = 0.01  # fractional: this close to half a cell, the direction is ambiguous
 
 
@@ -71,7 +72,8 @@ class Hop:
     name: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
-        """Check the hop is physical (length and interatomic distances)."""
+        """Check the hop is physical (finite, length, interatomic distances, whole path)."""
+        object.__setattr__(self, "ion", checks.normalize_species(self.ion))
         _check_plausible(self)
 
     @property
@@ -130,19 +132,11 @@ class Hop:
             raise EndpointMismatchError(
                 f"{where}: initial has {len(a)} atoms, final has {len(b)}: not one system"
             )
-        sa, sb = a.get_chemical_symbols(), b.get_chemical_symbols()
-        for i, (x, y) in enumerate(zip(sa, sb)):
-            if x != y:
-                raise EndpointMismatchError(
-                    f"{where}: atom {i} is {x} in initial but {y} in final "
-                    "(the endpoints must list the same atoms in the same order)"
-                )
-        cell_a, cell_b = np.asarray(a.cell), np.asarray(b.cell)
-        dcell = float(np.abs(cell_a - cell_b).max())
-        if dcell > CELL_TOLERANCE:
-            raise EndpointMismatchError(
-                f"{where}: the cells differ by {dcell:.3f} A (limit {CELL_TOLERANCE} A)"
-            )
+        checks.check_cells(a, b, where, tolerance=CELL_TOLERANCE)
+        b = b[checks.match_endpoints(a, b, where)]  # the same atoms in the initial's order
+        sa = a.get_chemical_symbols()
+        cell_a = np.asarray(a.cell)
+        # final positions from fractional coordinates, in the initial cell (as the reference)
         disp = _minimum_image(b.get_scaled_positions(wrap=False) - a.get_scaled_positions(wrap=False))
         cart = disp @ cell_a  # (N, 3)
         dist = np.linalg.norm(cart, axis=1)  # (N,)
@@ -160,6 +154,14 @@ class Hop:
                     f"{where}: atom {k} ({sa[k]}) moves only {dist[k]:.3f} A; "
                     f"the migrating ion must move at least {MIN_HOP_LENGTH} A"
                 )
+        others = np.flatnonzero((dist > checks.MAX_HOST_DISPLACEMENT) & (np.arange(len(a)) != k))
+        if others.size:
+            moved = ", ".join(f"{int(j)} ({sa[j]}, {dist[j]:.2f} A)" for j in others[:5])
+            raise EndpointMismatchError(
+                f"{where}: besides the migrating ion (atom {k}, {sa[k]}, {dist[k]:.2f} A), atom(s) "
+                f"{moved} move more than {checks.MAX_HOST_DISPLACEMENT} A; a hop moves one ion "
+                "(give --ion-index / ion_index if another atom is the ion)"
+            )
         if np.any(np.abs(disp[k]) > 0.5 - HALF_CELL_MARGIN):
             # Common in the reference data (about one hop in six): both directions reach
             # the final site. The coordinates as given decide (an exact half stays as it is).
@@ -212,6 +214,7 @@ class Hop:
             raise StructureFileError(
                 f"{label}: {len(frames)} frame(s); NEB images need at least two (the endpoints)"
             )
+        checks.check_frames(frames, label)
         return cls.from_endpoints(frames[0], frames[-1], ion_index=ion_index, name=name or label)
 
     @classmethod
@@ -225,18 +228,19 @@ class Hop:
         Returns:
             The validated hop.
         """
-        symbols = band.get_chemical_symbols()
         label = name or "band"
-        if len(band) <= N_IMAGES or len(set(symbols[:N_IMAGES])) != 1:
-            raise StructureFileError(
-                f"{label}: not a band5 structure (the first {N_IMAGES} sites must be the "
-                "migrating ion, followed by the host)"
-            )
+        checks.check_finite(band, label)
+        checks.check_ordered(band, label)
+        step = checks.check_band5(band, label)  # (3,) the hop, summed over the four steps
+        symbols = band.get_chemical_symbols()
         pos = band.positions
+        end = pos[N_IMAGES - 1]
+        if np.linalg.norm(pos[0] + step - end) > 1e-6:  # images wrapped into the cell
+            end = pos[0] + step
         return cls(
             ion=symbols[0],
             start=pos[0].copy(),
-            end=pos[N_IMAGES - 1].copy(),
+            end=end.copy(),
             host_symbols=tuple(symbols[N_IMAGES:]),
             host_positions=pos[N_IMAGES:].copy(),
             cell=np.asarray(band.cell).copy(),
@@ -292,7 +296,7 @@ def as_hop(x: Any) -> Hop:
     if isinstance(x, list):
         return Hop.from_images(x)
     if type(x).__name__ == "MigrationHop":
-        from ase_em.migration_graph import hop_from_migration_hop
+        from ase_em.vacancy import hop_from_migration_hop
 
         return hop_from_migration_hop(x)
     raise TypeError(f"cannot make a hop from {type(x).__name__}")
@@ -323,13 +327,19 @@ def to_atoms(x: StructureLike, *, role: str = "structure") -> Atoms:
     elif type(x).__name__ in ("Structure", "IStructure"):
         from pymatgen.io.ase import AseAtomsAdaptor
 
+        checks.check_ordered(x, role)
+        x = x.copy()
+        x.remove_oxidation_states()
         atoms, label = AseAtomsAdaptor.get_atoms(x), role
     else:
         raise TypeError(f"{role}: expected Atoms, Structure or a file path, got {type(x).__name__}")
     if len(atoms) == 0:
         raise StructureFileError(f"{label}: holds no atoms")
+    checks.check_finite(atoms, label)
+    checks.check_ordered(atoms, label)
     if not all(atoms.pbc) or abs(atoms.cell.volume) < 1e-6:
         raise StructureFileError(f"{label}: not a periodic crystal (needs a 3D cell with pbc)")
+    checks.check_contacts(atoms, label)
     return atoms
 
 
@@ -352,13 +362,37 @@ def read_frames(path: str | os.PathLike, *, role: str) -> list[Atoms]:
     if not p.is_file():
         raise StructureFileError(f"{p}: no such file ({role})")
     try:
-        frames = read(p, index=":")
+        with np.errstate(invalid="ignore", over="ignore"):  # non-finite input: refused below
+            frames = read(p, index=":")
     except Exception as exc:  # ASE raises many types for unreadable files
-        raise StructureFileError(f"{p}: cannot read a structure ({role}): {exc}") from None
+        raise StructureFileError(f"{p}: cannot read a structure ({role}): {_read_failure(p, exc)}") from None
     frames = frames if isinstance(frames, list) else [frames]
     if not frames:
         raise StructureFileError(f"{p}: holds no structure ({role})")
+    for i, frame in enumerate(frames):
+        label = f"{p}" if len(frames) == 1 else f"{p}: frame {i}"
+        checks.check_finite(frame, label)
+        checks.check_ordered(frame, label)
     return frames
+
+
+def _read_failure(path: Path, exc: Exception) -> str:
+    """Why ASE could not read a file, in words (its own messages can be empty or numpy's)."""
+    head = path.read_bytes()[:4096]
+    try:
+        head.decode("utf-8")
+        binary = b"\0" in head
+    except UnicodeDecodeError:
+        binary = True
+    if binary:
+        return "binary content, not a structure file (is it an image or an archive?)"
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    internal = ("broadcast", "index out of range", "not enough values", "could not convert")
+    if not text or isinstance(exc, (IndexError, AssertionError, EOFError, StopIteration)) or any(
+        w in text for w in internal
+    ):
+        return f"the file is truncated or malformed (the reader stopped with {type(exc).__name__})"
+    return text
 
 
 def jarvis_dict_to_atoms(d: Mapping[str, Any], label: str = "record") -> Atoms:
@@ -401,9 +435,9 @@ def _minimum_image(frac: np.ndarray) -> np.ndarray:
 def _check_index(ion_index: int, n: int, where: str) -> int:
     if not isinstance(ion_index, (int, np.integer)) or isinstance(ion_index, bool):
         raise IonIndexError(f"{where}: ion index must be an integer, got {ion_index!r}")
-    if not -n <= ion_index < n:
-        raise IonIndexError(f"{where}: ion index {ion_index} is out of range for {n} atoms")
-    return int(ion_index) % n
+    if not 0 <= ion_index < n:  # a negative index would silently count from the end
+        raise IonIndexError(f"{where}: ion index {ion_index} is out of range 0..{n - 1} ({n} atoms)")
+    return int(ion_index)
 
 
 def _describe(initial: Any, final: Any) -> str:
@@ -413,9 +447,15 @@ def _describe(initial: Any, final: Any) -> str:
 
 
 def _check_plausible(hop: Hop) -> None:
-    from ase.neighborlist import neighbor_list
-
     where = hop.name or "hop"
+    for what, value in (("start", hop.start), ("end", hop.end), ("cell", hop.cell)):
+        if not np.all(np.isfinite(value)):
+            raise StructureFileError(f"{where}: non-finite {what} {np.asarray(value).tolist()}")
+    bad = np.flatnonzero(~np.all(np.isfinite(hop.host_positions), axis=1))
+    if bad.size:
+        raise StructureFileError(
+            f"{where}: host atom {int(bad[0])} ({hop.host_symbols[bad[0]]}) has non-finite coordinates"
+        )
     if hop.length > MAX_HOP_LENGTH:
         raise ImplausibleHopError(
             f"{where}: the {hop.ion} ion moves {hop.length:.2f} A; longer than a plausible "
@@ -427,41 +467,24 @@ def _check_plausible(hop: Hop) -> None:
         )
     n_host = len(hop.host_symbols)
     images = hop.ion_positions()  # (5, 3)
-    # Host-host and endpoint-ion-host overlaps (one neighbour list on host + both ion sites).
+    # Host-host and endpoint-ion-host overlaps (one neighbour list on host + both ion sites);
+    # the two ion sites are one ion at two times: their mutual distance is the hop.
     atoms = Atoms(
         symbols=list(hop.host_symbols) + [hop.ion, hop.ion],
         positions=np.vstack([hop.host_positions, images[[0, -1]]]),
         cell=hop.cell,
         pbc=True,
     )
-    i, j, d = neighbor_list("ijd", atoms, MIN_ATOM_DISTANCE)
-    # the two ion sites are one ion at two times: their mutual distance is the hop
-    bad = ~((i >= n_host) & (j >= n_host)) & (i < j)
-    if np.any(bad):
-        m = int(np.argmin(np.where(bad, d, np.inf)))
-        a, b = int(i[m]), int(j[m])
+    c = checks.closest_contact(atoms, ignore=(n_host, n_host + 1))
+    if checks.contact_is_overlap(c):
         name = lambda t: (  # noqa: E731
             f"host atom {t} ({hop.host_symbols[t]})"
             if t < n_host
             else f"the {hop.ion} ion at its {'initial' if t == n_host else 'final'} site"
         )
         raise ImplausibleHopError(
-            f"{where}: {name(a)} and {name(b)} are {d[m]:.3f} A apart "
-            f"(physical minimum {MIN_ATOM_DISTANCE} A)"
+            f"{where}: {name(c.i)} and {name(c.j)} are {c.distance:.3f} A apart, {c.ratio:.2f} of "
+            f"their covalent radii sum (limit {checks.MIN_COVALENT_RATIO}, and {MIN_ATOM_DISTANCE} A)"
         )
-    # Interpolated images against the host.
-    path = Atoms(
-        symbols=list(hop.host_symbols) + [hop.ion] * 3,
-        positions=np.vstack([hop.host_positions, images[1:4]]),
-        cell=hop.cell,
-        pbc=True,
-    )
-    i, j, d = neighbor_list("ijd", path, MIN_PATH_DISTANCE)
-    bad = (i >= n_host) & (j < n_host)
-    if np.any(bad):
-        m = int(np.argmin(np.where(bad, d, np.inf)))
-        raise ImplausibleHopError(
-            f"{where}: the straight path of the {hop.ion} ion passes {d[m]:.3f} A from host "
-            f"atom {int(j[m])} ({hop.host_symbols[int(j[m])]}) at image {int(i[m]) - n_host + 1}"
-            f" of 0-4 (minimum {MIN_PATH_DISTANCE} A)"
-        )
+    if n_host:
+        checks.check_path(hop)  # the whole straight path against every host atom

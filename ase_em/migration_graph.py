@@ -23,10 +23,10 @@ deterministic and needs no search (pymatgen's ``CubicSupercellTransformation`` t
 on a rhombohedral LiCoO2 primitive cell).
 
 Importing this module attaches the classmethod ``MigrationGraph.with_em_predictor``
-(see the end of the file). ``import ase_em`` imports this module only when
-pymatgen-analysis-diffusion's ``full_path_mapper`` is already imported (then it costs
-nothing); otherwise ``import ase_em.migration_graph`` attaches it, keeping
-``import ase_em`` free of pymatgen (about 0.2 s instead of 3.4 s).
+(see the end of the file). ``import ase_em`` registers a post-import hook (wrapt) that
+imports this module as soon as pymatgen-analysis-diffusion's ``full_path_mapper`` is
+imported, in either order, keeping ``import ase_em`` itself free of pymatgen (about
+0.2 s instead of 3.4 s).
 """
 
 from __future__ import annotations
@@ -39,12 +39,21 @@ from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 from pymatgen.analysis.diffusion.neb.full_path_mapper import MigrationGraph
-from pymatgen.analysis.diffusion.neb.pathfinder import MigrationHop
-from pymatgen.analysis.diffusion.utils.supercells import get_start_end_structures
-from pymatgen.core import Lattice, Structure
+from pymatgen.core import Structure
 
+from ase_em import checks
 from ase_em.errors import AseEmError, ImplausibleHopError, StructureFileError
-from ase_em.hop import Hop
+
+# The MigrationHop -> Hop conversion is a hop-level module (as_hop uses it too); these
+# names stay importable from here.
+from ase_em.vacancy import (  # noqa: F401
+    DEFAULT_MIN_LENGTH,
+    PATH_MARGIN,
+    SITE_TOLERANCE,
+    VacancySupercellError,
+    hop_from_migration_hop,
+    supercell_matrix,
+)
 
 if TYPE_CHECKING:
     from ase import Atoms
@@ -54,9 +63,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_DISTANCE = 5.0  # A: longest ion-ion hop put in the graph
-DEFAULT_MIN_LENGTH = 10.0  # A: smallest perpendicular width of the vacancy supercell
-PATH_MARGIN = 1.0  # A: the supercell widths are also at least 2 * hop length + this
-SITE_TOLERANCE = 1e-3  # A: how close a supercell site must be to a hop endpoint to be it
 DEFAULT_SYMPREC = 0.1  # symmetry precision of MigrationGraph (its own default)
 
 StructureInput = Union[Structure, "Atoms", str, os.PathLike]
@@ -64,10 +70,6 @@ StructureInput = Union[Structure, "Atoms", str, os.PathLike]
 
 class MissingIonError(AseEmError):
     """The migrating ion is not in the structure, or the structure has no hops of it."""
-
-
-class VacancySupercellError(AseEmError):
-    """A MigrationHop's endpoints are not occupied sites of its structure (no vacancy hop)."""
 
 
 # ---------------------------------------------------------------------- structures
@@ -79,11 +81,16 @@ def to_structure(structure: StructureInput) -> Structure:
     Args:
         structure: the structure or its path.
 
+    Every reader's checks apply (:mod:`ase_em.checks`): finite coordinates, ordered sites,
+    no overlapping atoms; oxidation states (``Li+``, a CIF's ``Li1+``) are removed.
+
     Returns:
-        An ordered pymatgen Structure.
+        An ordered pymatgen Structure of elements (no oxidation states).
 
     Raises:
-        StructureFileError: unreadable file, or a disordered structure.
+        StructureFileError: unreadable file, non-finite coordinates;
+            :class:`ase_em.errors.DisorderedStructureError` for partial occupancies.
+        ImplausibleHopError: atoms far closer than bonding.
     """
     if isinstance(structure, (str, os.PathLike)):
         path = os.fspath(structure)
@@ -94,7 +101,8 @@ def to_structure(structure: StructureInput) -> Structure:
             try:
                 structure = Structure.from_file(path)
             except Exception as exc:  # pymatgen raises many types for unreadable files
-                raise StructureFileError(f"{path}: cannot read a structure: {exc}") from None
+                why = str(exc).strip() or f"the file is malformed ({type(exc).__name__})"
+                raise StructureFileError(f"{path}: cannot read a structure: {why}") from None
         for w in caught:
             logger.warning("%s: %s", path, w.message)
         label = path
@@ -103,110 +111,45 @@ def to_structure(structure: StructureInput) -> Structure:
     elif type(structure).__name__ == "Atoms":
         from pymatgen.io.ase import AseAtomsAdaptor
 
+        checks.check_ordered(structure, "Atoms")
         structure, label = AseAtomsAdaptor.get_structure(structure), "Atoms"
     else:
         raise TypeError(f"expected a Structure, Atoms or a file path, got {type(structure).__name__}")
     if len(structure) == 0:
         raise StructureFileError(f"{label}: holds no atoms")
-    if not structure.is_ordered:
-        raise StructureFileError(f"{label}: partial occupancies; give an ordered structure")
+    checks.check_ordered(structure, label)
+    structure = structure.copy()
+    structure.remove_oxidation_states()
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    atoms = AseAtomsAdaptor.get_atoms(structure)
+    checks.check_finite(atoms, label)
+    checks.check_contacts(atoms, label)
     return structure
 
 
-def check_ion(structure: Structure, ion: str) -> None:
+def check_ion(structure: Structure, ion: str) -> str:
     """Raise MissingIonError if no site of ``structure`` holds element ``ion``.
 
     Args:
         structure: the structure.
-        ion: element symbol, e.g. "Li".
+        ion: element symbol, optionally with a charge ("Li", "Li+", "Li1+").
+
+    Returns:
+        The element symbol ("Li").
+
+    Raises:
+        MissingIonError: no such element in the structure.
+        ase_em.errors.SpeciesError: ``ion`` is not an element symbol.
     """
-    present = sorted({el.symbol for el in structure.composition.elements})
+    ion = checks.normalize_species(ion)
+    present = sorted({getattr(el, "symbol", str(el)) for el in structure.composition.elements})
     if ion not in present:
         raise MissingIonError(
             f"{structure.composition.reduced_formula}: no {ion} in the structure "
             f"(elements: {', '.join(present)})"
         )
-
-
-def supercell_matrix(lattice: Lattice, min_length: float) -> np.ndarray:
-    """Supercell matrix of the vacancy supercell (the rule in the module docstring).
-
-    Args:
-        lattice: lattice of the unit cell.
-        min_length: smallest allowed perpendicular width of the supercell (A).
-
-    Returns:
-        (3, 3) integer matrix ``M``; the supercell lattice is ``M @ lattice.matrix``.
-    """
-    reduced = lattice.get_niggli_reduced_lattice()
-    t = np.rint(reduced.matrix @ np.linalg.inv(lattice.matrix)).astype(int)  # reduced = t @ lattice
-    if abs(round(np.linalg.det(t))) != 1 or not np.allclose(t @ lattice.matrix, reduced.matrix, atol=1e-6):
-        t = np.eye(3, dtype=int)  # keep the cell as given
-    m = t @ lattice.matrix  # (3, 3) rows are the cell vectors
-    volume = abs(np.linalg.det(m))
-    widths = np.array([volume / np.linalg.norm(np.cross(m[(i + 1) % 3], m[(i + 2) % 3])) for i in range(3)])
-    n = np.maximum(1, np.ceil(min_length / widths - 1e-9)).astype(int)  # (3,)
-    return np.diag(n) @ t
-
-
-# ---------------------------------------------------------------------- one hop
-
-
-def hop_from_migration_hop(
-    hop: MigrationHop, *, min_length: float = DEFAULT_MIN_LENGTH, name: str | None = None
-) -> Hop:
-    """The vacancy-mode hop of a ``MigrationHop``, as the training data were built.
-
-    The supercell holds every site of ``hop.symm_structure`` (all migrating-ion sites
-    occupied) except the final site: the ion at ``hop.isite`` hops into that vacancy.
-    The atom order of pymatgen's vacancy supercells differs between the start and end
-    structures (each removes a different site), so only the start structure is used and
-    the ion is found by its position.
-
-    Args:
-        hop: the migration hop (from a ``MigrationGraph`` or ``DistinctPathFinder``).
-        min_length: smallest perpendicular width of the supercell (A); see the module
-            docstring for the rule.
-        name: label of the hop (default: formula and hop length).
-
-    Returns:
-        The validated hop (ion, start and end in A, host of the initial endpoint).
-
-    Raises:
-        VacancySupercellError: an endpoint is not an occupied site of the structure.
-        ImplausibleHopError: the straight path passes through a host atom.
-    """
-    base = Structure.from_sites(list(hop.symm_structure.sites))  # all sites, ion sites occupied
-    ion = hop.isite.specie.symbol
-    length = hop.length
-    name = name or f"{base.composition.reduced_formula} {ion} hop {length:.3f} A"
-    sc = supercell_matrix(base.lattice, max(min_length, 2 * length + PATH_MARGIN))
-    start, _, base_sc = get_start_end_structures(
-        hop.isite, hop.esite, base, sc.tolist(), vac_mode=True, tol=SITE_TOLERANCE
-    )
-    if len(start) != len(base_sc) - 1:
-        raise VacancySupercellError(
-            f"{name}: the final site is not an occupied {ion} site of the structure "
-            f"({len(base_sc) - len(start)} sites removed instead of one)"
-        )
-    frac = start.lattice.get_fractional_coords(hop.isite.coords)  # (3,)
-    dist = start.lattice.get_all_distances(frac[None, :], start.frac_coords)[0]  # (N,)
-    k = int(np.argmin(dist))
-    if dist[k] > SITE_TOLERANCE or start[k].specie.symbol != ion:
-        raise VacancySupercellError(f"{name}: the initial site is not an occupied {ion} site")
-    keep = np.arange(len(start)) != k
-    positions = start.cart_coords  # (N, 3)
-    begin = positions[k].copy()
-    return Hop(
-        ion=ion,
-        start=begin,
-        end=begin + (hop.esite.coords - hop.isite.coords),
-        host_symbols=tuple(site.specie.symbol for i, site in enumerate(start) if keep[i]),
-        host_positions=positions[keep].copy(),
-        cell=start.lattice.matrix.copy(),
-        ion_index=k,
-        name=name,
-    )
+    return ion
 
 
 # ---------------------------------------------------------------------- the graph
@@ -285,7 +228,7 @@ def migration_graph_with_em(
         StructureFileError: the structure file is unreadable or disordered.
     """
     struct = to_structure(structure)
-    check_ion(struct, migrating_specie)
+    migrating_specie = check_ion(struct, migrating_specie)
     mg = MigrationGraph.with_distance(struct, migrating_specie, max_distance=max_distance, symprec=symprec)
     if mg.m_graph.graph.number_of_edges() == 0:
         raise MissingIonError(

@@ -1,0 +1,167 @@
+"""A pymatgen-analysis-diffusion ``MigrationHop`` -> :class:`ase_em.hop.Hop` (vacancy mode).
+
+A hop-level conversion: :func:`ase_em.hop.as_hop` calls it for a ``MigrationHop`` and
+:mod:`ase_em.migration_graph` (the adapter) re-exports it, so the lower stage never
+imports the adapter. pymatgen is imported here, so import this module only when a
+``MigrationHop`` is at hand.
+
+The hop is built the way the training data were: a vacancy-mode supercell (pymatgen-
+analysis-diffusion's ``get_start_end_structures(..., vac_mode=True)``, the function behind
+``MigrationHop.get_sc_structures(vac_mode=True)``), the ion hopping into the vacancy left
+at its final site, the host taken from the initial endpoint.
+
+Supercell rule: a diagonal repetition ``n_i`` of the Niggli-reduced cell, the smallest one
+whose three perpendicular widths are all at least ``max(min_length, 2 * hop length + 1 A)``
+(see :mod:`ase_em.migration_graph`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pymatgen.analysis.diffusion.neb.pathfinder import MigrationHop
+from pymatgen.analysis.diffusion.utils.supercells import get_start_end_structures
+from pymatgen.core import Lattice, PeriodicSite, Structure
+
+from ase_em.errors import AseEmError
+from ase_em.hop import Hop
+
+DEFAULT_MIN_LENGTH = 10.0  # A: smallest perpendicular width of the vacancy supercell
+PATH_MARGIN = 1.0  # A: the supercell widths are also at least 2 * hop length + this
+SITE_TOLERANCE = 1e-3  # A: smallest tolerance for a hop endpoint to be a structure site
+
+
+class VacancySupercellError(AseEmError):
+    """A MigrationHop's endpoints are not occupied sites of its structure (no vacancy hop)."""
+
+
+def supercell_matrix(lattice: Lattice, min_length: float) -> np.ndarray:
+    """Supercell matrix of the vacancy supercell (the rule in the module docstring).
+
+    Args:
+        lattice: lattice of the unit cell.
+        min_length: smallest allowed perpendicular width of the supercell (A).
+
+    Returns:
+        (3, 3) integer matrix ``M``; the supercell lattice is ``M @ lattice.matrix``.
+    """
+    reduced = lattice.get_niggli_reduced_lattice()
+    t = np.rint(reduced.matrix @ np.linalg.inv(lattice.matrix)).astype(int)  # reduced = t @ lattice
+    if abs(round(np.linalg.det(t))) != 1 or not np.allclose(t @ lattice.matrix, reduced.matrix, atol=1e-6):
+        t = np.eye(3, dtype=int)  # keep the cell as given
+    m = t @ lattice.matrix  # (3, 3) rows are the cell vectors
+    volume = abs(np.linalg.det(m))
+    widths = np.array([volume / np.linalg.norm(np.cross(m[(i + 1) % 3], m[(i + 2) % 3])) for i in range(3)])
+    n = np.maximum(1, np.ceil(min_length / widths - 1e-9)).astype(int)  # (3,)
+    return np.diag(n) @ t
+
+
+def site_tolerance(hop: MigrationHop) -> float:
+    """How far (A) a hop endpoint may be from a structure site: the hop's ``symprec``, at least 1e-3 A."""
+    return max(SITE_TOLERANCE, float(getattr(hop, "symprec", 0.0) or 0.0))
+
+
+def snap_to_site(site: PeriodicSite, structure: Structure, tol: float, what: str, name: str) -> PeriodicSite:
+    """The site of ``structure`` (same element) that ``site`` stands for, within ``tol`` A.
+
+    Args:
+        site: the hop's initial or final site.
+        structure: the structure with every migrating-ion site occupied.
+        tol: largest accepted distance (A).
+        what: "initial" or "final", for the message.
+        name: label of the hop, for the message.
+
+    Returns:
+        ``site`` moved onto the structure's site (the periodic image nearest to ``site``).
+
+    Raises:
+        VacancySupercellError: no site of that element within ``tol``; the message gives the
+            distance to the nearest one.
+    """
+    ion = site.specie.symbol
+    same = [i for i, s in enumerate(structure) if s.specie.symbol == ion]
+    if not same:
+        raise VacancySupercellError(f"{name}: the structure has no {ion} site")
+    frac = structure.lattice.get_fractional_coords(site.coords)  # (3,)
+    fc = structure.frac_coords[same]  # (n, 3)
+    d_all = structure.lattice.get_all_distances(frac[None, :], fc)[0]  # (n,)
+    k = int(np.argmin(d_all))
+    if d_all[k] > tol:
+        raise VacancySupercellError(
+            f"{name}: the {what} site {np.round(frac, 4).tolist()} is {d_all[k]:.3f} A from the nearest "
+            f"{ion} site of the structure (site {same[k]}, tolerance {tol:g} A, the hop's symprec): "
+            "not an occupied site"
+        )
+    _, image = structure.lattice.get_distance_and_image(frac, fc[k])
+    return PeriodicSite(site.species, fc[k] + image, structure.lattice)
+
+
+def hop_from_migration_hop(
+    hop: MigrationHop, *, min_length: float = DEFAULT_MIN_LENGTH, name: str | None = None
+) -> Hop:
+    """The vacancy-mode hop of a ``MigrationHop``, as the training data were built.
+
+    The supercell holds every site of ``hop.symm_structure`` (all migrating-ion sites
+    occupied) except the final site: the ion at ``hop.isite`` hops into that vacancy.
+    Endpoints within the hop's own tolerance (``symprec``, at least 1e-3 A) of a structure
+    site are moved onto it. The atom order of pymatgen's vacancy supercells differs between
+    the start and end structures (each removes a different site), so only the start
+    structure is used and the ion is found by its position.
+
+    Args:
+        hop: the migration hop (from a ``MigrationGraph`` or ``DistinctPathFinder``).
+        min_length: smallest perpendicular width of the supercell (A); see the module
+            docstring for the rule.
+        name: label of the hop (default: formula and hop length).
+
+    Returns:
+        The validated hop (ion, start and end in A, host of the initial endpoint).
+
+    Raises:
+        VacancySupercellError: an endpoint is not an occupied site of the structure (the
+            message gives its distance to the nearest site).
+        ImplausibleHopError: the straight path passes through a host atom
+            (:class:`ase_em.errors.BlockedPathError`) or atoms overlap.
+    """
+    base = Structure.from_sites(list(hop.symm_structure.sites))  # all sites, ion sites occupied
+    base.remove_oxidation_states()
+    ion = hop.isite.specie.symbol
+    length = hop.length
+    name = name or f"{base.composition.reduced_formula} {ion} hop {length:.3f} A"
+    tol = site_tolerance(hop)
+    isite = snap_to_site(hop.isite, base, tol, "initial", name)
+    esite = snap_to_site(hop.esite, base, tol, "final", name)
+    # keep the hop vector as given: move the final site by the same lattice vector as the initial
+    given = hop.esite.frac_coords - hop.isite.frac_coords  # (3,)
+    shift = np.round((esite.frac_coords - isite.frac_coords) - given)
+    esite = PeriodicSite(esite.species, esite.frac_coords - shift, base.lattice)
+    length = float(np.linalg.norm(esite.coords - isite.coords))
+    sc = supercell_matrix(base.lattice, max(min_length, 2 * length + PATH_MARGIN))
+    start, _, base_sc = get_start_end_structures(
+        isite, esite, base, sc.tolist(), vac_mode=True, tol=SITE_TOLERANCE
+    )
+    if len(start) != len(base_sc) - 1:
+        raise VacancySupercellError(
+            f"{name}: the final site is not one occupied {ion} site of the structure "
+            f"({len(base_sc) - len(start)} sites removed instead of one)"
+        )
+    frac = start.lattice.get_fractional_coords(isite.coords)  # (3,)
+    dist = start.lattice.get_all_distances(frac[None, :], start.frac_coords)[0]  # (N,)
+    k = int(np.argmin(dist))
+    if dist[k] > SITE_TOLERANCE or start[k].specie.symbol != ion:
+        raise VacancySupercellError(
+            f"{name}: the initial site is {dist[k]:.3f} A from the nearest site of the supercell "
+            f"({start[k].specie.symbol}); not an occupied {ion} site"
+        )
+    keep = np.arange(len(start)) != k
+    positions = start.cart_coords  # (N, 3)
+    begin = positions[k].copy()
+    return Hop(
+        ion=ion,
+        start=begin,
+        end=begin + (esite.coords - isite.coords),
+        host_symbols=tuple(site.specie.symbol for i, site in enumerate(start) if keep[i]),
+        host_positions=positions[keep].copy(),
+        cell=start.lattice.matrix.copy(),
+        ion_index=k,
+        name=name,
+    )
