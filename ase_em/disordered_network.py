@@ -93,6 +93,7 @@ class DisorderedHop:
         n_blocked: of those, bands whose straight path runs through an atom.
         multiplicity: symmetry-equivalent hops per primitive cell.
         blocked: why the hop is blocked (the first ordering's reason), else None.
+        values: the barrier of each ordering that gave a band (eV; inf: blocked).
     """
 
     label: int
@@ -105,6 +106,7 @@ class DisorderedHop:
     n_blocked: int
     multiplicity: int
     blocked: str | None = None
+    values: tuple[float, ...] = ()
 
 
 @dataclass
@@ -162,7 +164,8 @@ class DisorderedNetwork:
             "formula": self.structure.composition.reduced_formula,
             "n_sites": len(self.structure),
             "ion": self.ion,
-            "hops": [asdict(h) for h in self.hops],
+            "hops": [{**asdict(h), "values": [v if math.isfinite(v) else None for v in h.values]}
+                     for h in self.hops],
             "percolation": {f"{d}D": e for d, e in self.percolation.items()},
             "disorder": self.disorder_summary(),
         }
@@ -307,7 +310,7 @@ def disordered_network(
             label=label, length=float(mg.unique_hops[label]["hop"].length), em=med if ok else None,
             em_std=combined, em_spread=spread if ok else None, model_std=model_std,
             n_orderings=len(vals), n_blocked=int((~np.isfinite(ems)).sum()),
-            multiplicity=counts[label], blocked=reason,
+            multiplicity=counts[label], blocked=reason, values=tuple(float(x) for x in ems),
         ))
         mg.add_data_to_similar_edges(label, {
             "em": med if ok else math.inf, "em_std": combined, "em_spread": spread,

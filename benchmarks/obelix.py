@@ -1,0 +1,248 @@
+"""OBELiX: percolation barriers of real (mostly disordered) Li conductors, ranked against conductivity.
+
+Runs ``ase-em``'s hop network (or BVlain, the bond-valence percolation tool, on the same
+structures) over the OBELiX training CIFs and appends one JSON line per structure to a
+results file, so an interrupted run resumes where it stopped. Then ``--report`` prints:
+
+* coverage: a barrier / a clear refusal (an ``AseEmError``: no Li in the CIF, a cap) / an
+  error (any other exception) / a time-out (``--timeout`` seconds per structure);
+* time per structure (median, 90th percentile);
+* the Spearman rank correlation between the predicted percolation barrier and the
+  measured log10 room-temperature conductivity (``train.csv``), with n.
+
+The percolation barrier compared is E3D when the hops percolate in 3D, else E2D, else E1D
+(the lowest barrier that carries the ion through the crystal in the highest dimension
+reached; structures that percolate in no dimension are left out of the correlation and
+counted). Censored conductivities ("<1E-10") enter at their bound. A good barrier gives a
+negative correlation (higher barrier, lower conductivity). Conductivity only measures the
+method here; it never trains the model.
+
+ase-em: ordered CIFs go through ``MigrationBarrierAnalyzer``; disordered ones through
+``ase_em.disordered_network`` (``--orderings`` orderings, seed 0). BVlain (``pip install
+bvlain``; not a dependency of ase-em) reads ordered structures only: it gets the CIF when it
+is ordered, else the first ordering drawn by ``ase_em.disorder.sample_orderings`` in the
+smallest supercell at least ``--bv-width`` A wide, with oxidation states from pymatgen's
+BVAnalyzer (BVlain's own check).
+
+Structures are visited in a seeded random order, so a run stopped early covers a random
+subset. Run each tool in the background, one thread::
+
+    OMP_NUM_THREADS=1 timeout 6000 python benchmarks/obelix.py --tool ase-em --out docs/study/obelix_ase_em.jsonl
+    OMP_NUM_THREADS=1 timeout 6000 python benchmarks/obelix.py --tool bvlain --out docs/study/obelix_bvlain.jsonl
+    python benchmarks/obelix.py --report docs/study/obelix_ase_em.jsonl docs/study/obelix_bvlain.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import signal
+import sys
+import time
+import traceback
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_CIFS = "../shared/data/obelix/cifs"
+DEFAULT_CSV = "../shared/data/obelix/train.csv"
+
+
+class StructureTimeout(Exception):
+    """The per-structure time limit passed."""
+
+
+def _alarm(signum, frame):  # noqa: ARG001
+    raise StructureTimeout
+
+
+def percolation_choice(perc: dict[str, float | None]) -> tuple[float | None, str | None]:
+    """E3D if present, else E2D, else E1D (eV), with its dimension."""
+    for d in ("3D", "2D", "1D"):
+        if perc.get(d) is not None and math.isfinite(perc[d]):
+            return float(perc[d]), d
+    return None, None
+
+
+def run_ase_em(path: Path, predictor, args) -> dict:
+    """ase-em on one CIF: percolation barriers (eV) and the disorder summary."""
+    from ase_em.analysis import MigrationBarrierAnalyzer
+    from ase_em.disordered_network import disordered_network, read_average_structure
+
+    structure = read_average_structure(path)
+    if structure.is_ordered:
+        an = MigrationBarrierAnalyzer(structure, "Li", predictor=predictor)
+        perc = {f"{d}D": e for d, e in an.percolation.items()}
+        return {"disordered": False, "percolation": perc, "n_hops": len(an.hops)}
+    net = disordered_network(structure, "Li", predictor=predictor, n_orderings=args.orderings, seed=0)
+    return {
+        "disordered": True,
+        "percolation": {f"{d}D": e for d, e in net.percolation.items()},
+        "percolation_spread": {f"{d}D": e for d, e in net.percolation_spread.items()},
+        "n_hops": len(net.hops),
+        "n_orderings": net.n_orderings,
+        "missing_atoms": net.missing,
+        "n_candidate_sites": net.n_sites,
+    }
+
+
+def run_bvlain(path: Path, args) -> dict:
+    """BVlain on one CIF (or on one ordering of it): percolation barriers (eV)."""
+    from bvlain import Lain
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    from ase_em.disorder import sample_orderings
+    from ase_em.disordered_network import read_average_structure
+    from ase_em.migration_graph import supercell_matrix
+
+    structure = read_average_structure(path)
+    disordered = not structure.is_ordered
+    if disordered:
+        prim = structure.get_primitive_structure()
+        structure = sample_orderings(prim, supercell_matrix(prim.lattice, args.bv_width), n=1, seed=0)[0].structure
+    calc = Lain(verbose=False)
+    calc.read_atoms(AseAtomsAdaptor.get_atoms(structure))
+    calc.bvse_distribution(mobile_ion="Li1+")
+    out = calc.percolation_barriers()
+    perc = {d: float(out[f"E_{d}"]) for d in ("1D", "2D", "3D")}
+    # BVlain reports no percolation in a dimension as a barrier at its energy cut-off
+    perc = {d: (e if e < args.bv_encut - 1e-6 else None) for d, e in perc.items()}
+    return {"disordered": disordered, "percolation": perc, "n_atoms": len(structure)}
+
+
+def run(args) -> None:
+    """Append one record per structure not yet in ``args.out``."""
+    from ase_em.errors import AseEmError
+
+    out = Path(args.out)
+    done = set()
+    if out.exists():
+        done = {json.loads(line)["id"] for line in out.read_text().splitlines() if line.strip()}
+    cifs = sorted(Path(args.cifs).glob("*.cif"))
+    order = np.random.default_rng(0).permutation(len(cifs))
+    todo = [cifs[i] for i in order if cifs[i].stem not in done][: args.limit]
+    print(f"{len(done)} done, {len(todo)} to do -> {out}", flush=True)
+    predictor = None
+    if args.tool == "ase-em":
+        import torch
+
+        from ase_em.predictor import EmPredictor
+
+        torch.set_num_threads(1)
+        predictor = EmPredictor.from_pretrained()
+    signal.signal(signal.SIGALRM, _alarm)
+    for n, path in enumerate(todo, 1):
+        t0 = time.perf_counter()
+        rec = {"id": path.stem, "tool": args.tool}
+        signal.alarm(args.timeout)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                res = run_ase_em(path, predictor, args) if args.tool == "ase-em" else run_bvlain(path, args)
+            rec.update(status="barrier", **res)
+        except StructureTimeout:
+            rec.update(status="timeout", message=f"over {args.timeout} s")
+        except AseEmError as exc:
+            rec.update(status="refused", message=str(exc).splitlines()[0])
+        except Exception as exc:  # noqa: BLE001 - every failure is recorded, the run goes on
+            rec.update(status="error", message=f"{type(exc).__name__}: {exc}".splitlines()[0][:300],
+                       where=traceback.format_exc().splitlines()[-3].strip()[:200])
+        finally:
+            signal.alarm(0)
+        rec["seconds"] = round(time.perf_counter() - t0, 2)
+        if rec["status"] == "barrier":
+            e, d = percolation_choice(rec["percolation"])
+            if e is None:
+                rec["status"] = "no percolation"
+            rec["barrier"], rec["dimension"] = e, d
+        with out.open("a") as fh:
+            fh.write(json.dumps(rec) + "\n")
+        print(f"[{n}/{len(todo)}] {path.stem} {rec['status']} {rec.get('barrier')} {rec['seconds']} s "
+              f"{rec.get('message', '')}", flush=True)
+
+
+def conductivities(csv_path: str) -> dict[str, tuple[float, bool]]:
+    """log10 conductivity (S/cm) by OBELiX ID, and whether it is censored ("<1E-10")."""
+    out = {}
+    with open(csv_path, newline="") as fh:
+        for row in csv.DictReader(fh):
+            raw = row["Ionic conductivity (S cm-1)"].strip()
+            censored = raw.startswith("<")
+            try:
+                out[row["ID"]] = (math.log10(float(raw.lstrip("<"))), censored)
+            except ValueError:
+                continue
+    return out
+
+
+def report(paths: list[str], csv_path: str) -> None:
+    """Print coverage, timing and Spearman for each results file (markdown)."""
+    from scipy.stats import spearmanr
+
+    sigma = conductivities(csv_path)
+    runs = {}
+    for p in paths:
+        recs = {}
+        for line in Path(p).read_text().splitlines():
+            if line.strip():
+                r = json.loads(line)
+                recs[r["id"]] = r
+        runs[p] = recs
+    common = set.intersection(*(set(r) for r in runs.values()))
+    both = [i for i in common if all(runs[p][i].get("barrier") is not None for p in paths) and i in sigma]
+    print("| tool | structures | barrier | no percolation | refused | error | time-out | "
+          "s/structure median (p90) | Spearman (n) | Spearman on common (n) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for p, recs in runs.items():
+        n = len(recs)
+        status = [r["status"] for r in recs.values()]
+        secs = np.array([r["seconds"] for r in recs.values()])
+        ids = [i for i, r in recs.items() if r.get("barrier") is not None and i in sigma]
+        rho = spearmanr([recs[i]["barrier"] for i in ids], [sigma[i][0] for i in ids])[0] if len(ids) > 2 else float("nan")
+        rho_c = spearmanr([recs[i]["barrier"] for i in both], [sigma[i][0] for i in both])[0] if len(both) > 2 else float("nan")
+        tool = next(iter(recs.values()))["tool"] if recs else p
+
+        def c(s):
+            k = status.count(s)
+            return f"{k} ({100 * k / max(n, 1):.0f} %)"
+
+        print(f"| {tool} | {n} | {c('barrier')} | {c('no percolation')} | {c('refused')} | {c('error')} | "
+              f"{c('timeout')} | {np.median(secs):.1f} ({np.percentile(secs, 90):.1f}) | "
+              f"{rho:.2f} ({len(ids)}) | {rho_c:.2f} ({len(both)}) |")
+    for p, recs in runs.items():
+        msgs = {}
+        for r in recs.values():
+            if r["status"] not in ("barrier",):
+                key = (r["status"], (r.get("message") or "")[:90])
+                msgs.setdefault(key, []).append(r["id"])
+        print(f"\n{p}:")
+        for (s, m), ids in sorted(msgs.items(), key=lambda kv: -len(kv[1])):
+            print(f"  {s} x{len(ids)}: {m} [{', '.join(sorted(ids)[:6])}]")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments; run one tool or report."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tool", choices=["ase-em", "bvlain"], default="ase-em")
+    ap.add_argument("--cifs", default=DEFAULT_CIFS)
+    ap.add_argument("--csv", default=DEFAULT_CSV)
+    ap.add_argument("--out", default="obelix_results.jsonl", help="JSONL results (appended; the run resumes)")
+    ap.add_argument("--timeout", type=int, default=180, help="seconds per structure")
+    ap.add_argument("--orderings", type=int, default=3, help="orderings per disordered structure (ase-em)")
+    ap.add_argument("--bv-width", type=float, default=7.0, help="smallest width (A) of BVlain's ordering")
+    ap.add_argument("--bv-encut", type=float, default=10.0, help="BVlain's energy cut-off (eV)")
+    ap.add_argument("--limit", type=int, default=None, help="at most this many new structures")
+    ap.add_argument("--report", nargs="+", default=None, help="results files to summarise")
+    args = ap.parse_args(argv)
+    if args.report:
+        report(args.report, args.csv)
+    else:
+        run(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
