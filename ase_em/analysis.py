@@ -8,6 +8,11 @@ Example::
     print(an.format_table())
     an.percolation            # {1: 0.3, 2: 0.9, 3: None}  (eV)
     an.plot_network("net.png")
+
+Hops outside the model's domain carry flags (:mod:`ase_em.domain`); those with a flag of
+:data:`ase_em.domain.EXCLUDING_FLAGS` (a long or short hop, a path in the grey zone, far
+from the training hops, no host framework) are left out of percolation and path finding
+unless ``include_flagged=True``, as blocked hops always are.
 """
 
 from __future__ import annotations
@@ -29,8 +34,10 @@ from ase_em.migration_graph import (
     check_ion,
     edge_table,
     migration_graph_with_em,
+    set_path_costs,
     to_structure,
 )
+from ase_em.domain import FLAGS, excluded
 from ase_em.percolation import PeriodicEdge, percolation_barriers
 
 if TYPE_CHECKING:
@@ -50,6 +57,10 @@ class HopRow:
         em_std: ensemble spread (eV); None for a single model or a blocked hop.
         multiplicity: number of symmetry-equivalent hops per unit cell.
         blocked: why the hop is blocked, else None.
+        flags: the hop's domain flags (:data:`ase_em.domain.FLAGS`); empty inside the domain.
+        reasons: one sentence per flag.
+        used: whether percolation and path finding use the hop (not blocked, and no
+            excluding flag unless flagged hops are included).
     """
 
     label: int
@@ -58,19 +69,27 @@ class HopRow:
     em_std: float | None
     multiplicity: int
     blocked: str | None = None
+    flags: tuple[str, ...] = ()
+    reasons: tuple[str, ...] = ()
+    used: bool = True
 
 
-def graph_percolation_barriers(mg: MigrationGraph) -> dict[int, float | None]:
+def graph_percolation_barriers(mg: MigrationGraph, *, include_flagged: bool = False) -> dict[int, float | None]:
     """Percolation barriers (eV) of a graph labelled by :func:`label_migration_graph`.
 
     Args:
-        mg: the labelled MigrationGraph (edges carry ``em`` and ``to_jimage``).
+        mg: the labelled MigrationGraph (edges carry ``em``, ``em_flags`` and ``to_jimage``).
+        include_flagged: use hops with a flag of :data:`ase_em.domain.EXCLUDING_FLAGS` too.
 
     Returns:
-        ``{1: E1, 2: E2, 3: E3}`` in eV, None where the hops do not percolate in that many
-        dimensions (see :mod:`ase_em.percolation`).
+        ``{1: E1, 2: E2, 3: E3}`` in eV, None where the hops used do not percolate in that
+        many dimensions (see :mod:`ase_em.percolation`).
     """
-    edges = [PeriodicEdge(e["u"], e["v"], e["to_jimage"], e["em"]) for e in edge_table(mg)]
+    edges = [
+        PeriodicEdge(e["u"], e["v"], e["to_jimage"], e["em"])
+        for e in edge_table(mg)
+        if include_flagged or not excluded(e["flags"])
+    ]
     return percolation_barriers(edges, n_sites=len(mg.only_sites))
 
 
@@ -86,6 +105,8 @@ class MigrationBarrierAnalyzer:
         min_length: smallest vacancy-supercell width (A) of the bands
             (see :mod:`ase_em.migration_graph`).
         symprec: symmetry precision for grouping equivalent hops.
+        include_flagged: let hops outside the model's domain (an excluding flag) into
+            percolation and path finding.
 
     Attributes:
         structure: the pymatgen Structure.
@@ -102,6 +123,7 @@ class MigrationBarrierAnalyzer:
         predictor: EmPredictor | None = None,
         min_length: float = DEFAULT_MIN_LENGTH,
         symprec: float = DEFAULT_SYMPREC,
+        include_flagged: bool = False,
     ) -> None:
         """Build and label the migration graph (one prediction per unique hop)."""
         self.structure = to_structure(structure)
@@ -111,6 +133,8 @@ class MigrationBarrierAnalyzer:
         self.graph = migration_graph_with_em(
             self.structure, ion, max_distance, predictor, min_length=min_length, symprec=symprec
         )
+        self.include_flagged = bool(include_flagged)
+        set_path_costs(self.graph, include_flagged=self.include_flagged)
 
     @cached_property
     def hops(self) -> list[HopRow]:
@@ -121,6 +145,7 @@ class MigrationBarrierAnalyzer:
         rows = []
         for label, d in self.graph.unique_hops.items():
             blocked = d.get("em_blocked")
+            flags = tuple(d.get("em_flags", ()))
             rows.append(
                 HopRow(
                     label=int(label),
@@ -129,6 +154,9 @@ class MigrationBarrierAnalyzer:
                     em_std=None if blocked or d["em_std"] is None else float(d["em_std"]),
                     multiplicity=counts[label],
                     blocked=blocked,
+                    flags=flags,
+                    reasons=tuple(d.get("em_flag_reasons", ())),
+                    used=not blocked and (self.include_flagged or not excluded(flags)),
                 )
             )
         return sorted(rows, key=lambda r: (r.length, r.label))
@@ -136,7 +164,14 @@ class MigrationBarrierAnalyzer:
     @cached_property
     def percolation(self) -> dict[int, float | None]:
         """Percolation barriers ``{1: E1, 2: E2, 3: E3}`` (eV; None: no percolation)."""
-        return graph_percolation_barriers(self.graph)
+        return graph_percolation_barriers(self.graph, include_flagged=self.include_flagged)
+
+    @property
+    def structure_flags(self) -> tuple[str, ...]:
+        """Flags every predicted hop shares (e.g. ``ion_not_in_train``): they hold for the whole result."""
+        sets = [set(r.flags) for r in self.hops if r.blocked is None]
+        common = set.intersection(*sets) if sets else set()
+        return tuple(f for f in FLAGS if f in common)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary: structure, ion, max_distance, hops and percolation (eV, A)."""
@@ -145,28 +180,41 @@ class MigrationBarrierAnalyzer:
             "n_sites": len(self.structure),
             "ion": self.ion,
             "max_distance": self.max_distance,
+            "include_flagged": self.include_flagged,
             "hops": [asdict(r) for r in self.hops],
             "percolation": {f"{d}D": e for d, e in self.percolation.items()},
+            "percolation_flags": list(self.structure_flags),
         }
 
     def format_table(self) -> str:
-        """The hop table and the percolation barriers as text."""
-        lines = [f"{'hop':>4} {'length/A':>9} {'Em/eV':>7} {'std/eV':>7} {'per cell':>8}"]
+        """The hop table (with each hop's flags) and the percolation barriers as text."""
+        lines = [f"{'hop':>4} {'length/A':>9} {'Em/eV':>7} {'std/eV':>7} {'per cell':>8} {'used':>4}  flags"]
         for r in self.hops:
             em = "blocked" if r.em is None else f"{r.em:.3f}"
             std = "-" if r.em_std is None else f"{r.em_std:.3f}"
-            lines.append(f"{r.label:>4} {r.length:>9.3f} {em:>7} {std:>7} {r.multiplicity:>8}")
+            flags = ",".join(r.flags) or "-"
+            used = "yes" if r.used else "no"
+            lines.append(f"{r.label:>4} {r.length:>9.3f} {em:>7} {std:>7} {r.multiplicity:>8} {used:>4}  {flags}")
         perc = "  ".join(
             f"{d}D {'none' if e is None else f'{e:.3f}'}" for d, e in self.percolation.items()
         )
         lines.append(f"percolation barrier (eV): {perc}")
+        left_out = [r for r in self.hops if r.blocked is None and not r.used]
+        if left_out:
+            lines.append(
+                f"left out of percolation: {len(left_out)} hop(s) outside the model's domain "
+                f"({', '.join(str(r.label) for r in left_out)}); --include-flagged uses them"
+            )
+        if self.structure_flags:
+            lines.append(f"warning: every hop is outside the model's domain: {', '.join(self.structure_flags)}")
         return "\n".join(lines)
 
     def plot_network(self, path: str | os.PathLike, *, dpi: int = 150) -> Path:
         """Draw the hop network in the unit cell, hops coloured by Em, as a PNG.
 
         Sites of the ion are dots; each hop is a segment from its site to the neighbour
-        it reaches (which may lie in the next cell); blocked hops are grey dashes.
+        it reaches (which may lie in the next cell); blocked hops are grey dashes, hops
+        left out for their domain flags dark dots.
 
         Args:
             path: output file (PNG).
@@ -195,7 +243,8 @@ class MigrationBarrierAnalyzer:
         ]
         ax.add_collection3d(Line3DCollection(cell_edges, colors="0.6", linewidths=0.8))
         edges = edge_table(self.graph)
-        finite = [e for e in edges if math.isfinite(e["em"])]
+        usable = [math.isfinite(e["em"]) and (self.include_flagged or not excluded(e["flags"])) for e in edges]
+        finite = [e for e, ok in zip(edges, usable) if ok]
         ems = np.array([e["em"] for e in finite])
         lo_em, hi_em = (float(ems.min()), float(ems.max())) if len(ems) else (0.0, 1.0)
         pad = max(0.0, 0.05 - (hi_em - lo_em) / 2)  # at least a 0.1 eV colour range
@@ -207,6 +256,10 @@ class MigrationBarrierAnalyzer:
         blocked = [(e["ipos_cart"], e["epos_cart"]) for e in edges if not math.isfinite(e["em"])]
         if blocked:
             ax.add_collection3d(Line3DCollection(blocked, colors="0.5", linewidths=1.0, linestyles="--"))
+        flagged = [(e["ipos_cart"], e["epos_cart"]) for e, ok in zip(edges, usable)
+                   if not ok and math.isfinite(e["em"])]
+        if flagged:  # outside the model's domain, left out: dotted
+            ax.add_collection3d(Line3DCollection(flagged, colors="0.3", linewidths=1.0, linestyles=":"))
         sites = np.array(self.graph.only_sites.cart_coords)  # (S, 3)
         ax.scatter(*sites.T, color="k", s=18, depthshade=False)
         ends = np.array([p for e in edges for p in (e["ipos_cart"], e["epos_cart"])] + list(corners))

@@ -99,9 +99,18 @@ def cmd_info(args: argparse.Namespace) -> int:
     """Print version, shipped model, its CV metrics, torch version and threads."""
     import torch
 
-    from ase_em.pretrained import DEFAULT_MODEL, available_backbones, available_models, is_backbone, read_card
+    from ase_em.domain import ModelDomain
+    from ase_em.pretrained import (
+        DEFAULT_MODEL,
+        available_backbones,
+        available_models,
+        is_backbone,
+        read_card,
+        resolve,
+    )
 
     card = read_card(args.model)
+    domain = ModelDomain.load(resolve(args.model))
     cv = card.get("metrics", {}).get("cv_out_of_fold", {})
     info = {
         "ase_em": __version__,
@@ -113,6 +122,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         "model_metrics": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in cv.items()},
         "metrics_scheme": card.get("metrics", {}).get("scheme"),
         "em_std": _em_std_summary(card),
+        "train_ions": None if domain is None else dict(sorted(domain.ions.items(), key=lambda kv: -kv[1])),
+        "domain": None if domain is None else domain.summary(),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
     }
@@ -160,7 +171,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
         "ion_index": hop.ion_index,
         "hop_length": round(hop.length, 4),
         "model": predictor.name,
+        "flags": list(result.flags),
+        "flag_reasons": dict(zip(result.flags, result.reasons)),
+        "train_distance": None if result.train_distance is None else round(result.train_distance, 3),
     }
+    if result.flags:  # on stderr, so that --json output stays one JSON object
+        print(f"warning: {result.warning()}", file=sys.stderr)
     if args.json:
         print(json.dumps(out))
     else:
@@ -378,7 +394,8 @@ def cmd_network(args: argparse.Namespace) -> int:
     _threads(args.threads)
     predictor = EmPredictor.from_pretrained(args.model)
     analyzer = MigrationBarrierAnalyzer(
-        structure, args.ion, max_distance=args.max_distance, predictor=predictor
+        structure, args.ion, max_distance=args.max_distance, predictor=predictor,
+        include_flagged=args.include_flagged,
     )
     if args.plot:
         analyzer.plot_network(args.plot)
@@ -543,6 +560,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-distance", type=float, default=5.0, help="longest ion-ion hop (A; default 5)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--plot", default=None, help="draw the hop network coloured by Em into this PNG")
+    p.add_argument("--include-flagged", action="store_true",
+                   help="let hops outside the model's domain (long, grey-zone path, far from training) "
+                   "into percolation")
     add_model(p)
     p.set_defaults(func=cmd_network)
     # --- screen, screen-report: parsers in their own module (ase_em.screen.cli)

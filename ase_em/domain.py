@@ -65,6 +65,12 @@ FLAGS = (
     PATH_GREY_ZONE,
 )
 
+# Flags that keep a hop out of percolation and path finding by default: they single out
+# some hops of a network (or, for no_host_framework, make every number meaningless).
+# ion_not_in_train and element_not_in_train apply to every hop of a structure alike, so
+# they are reported on the result but leave the choice of hops unchanged.
+EXCLUDING_FLAGS = (NO_HOST_FRAMEWORK, LONG_HOP, SHORT_HOP, FAR_FROM_TRAIN, PATH_GREY_ZONE)
+
 ENV_RADIUS = 4.0  # A: host atoms this close to the straight path are its surroundings
 PATH_STEP = 0.25  # A: spacing of the points sampled along the path
 ANION_X = 2.5  # Pauling electronegativity from which a host atom counts as anion-like
@@ -79,6 +85,11 @@ DESCRIPTOR_NAMES = (
     "env_ion_fraction",  # their share that is the ion's element (the ion sublattice)
 )
 DEFAULT_K = 5  # nearest training hops averaged in the distance
+
+
+def excluded(flags: Iterable[str]) -> bool:
+    """Whether flags keep a hop out of percolation and path finding (:data:`EXCLUDING_FLAGS`)."""
+    return any(f in EXCLUDING_FLAGS for f in flags)
 
 
 @lru_cache(maxsize=None)
@@ -266,7 +277,6 @@ class ModelDomain:
         """The limits in one JSON-ready dict (for ``ase-em info``)."""
         return {
             "hop_length_A": [round(x, 3) for x in self.length_range],
-            "ions": dict(sorted(self.ions.items(), key=lambda kv: -kv[1])),
             "n_elements": len(self.elements),
             "far_from_train": f"mean distance to {self.k} nearest TRAIN hops > {self.threshold:.3f}",
         }
@@ -290,8 +300,8 @@ def domain_flags(hop: Hop, domain: ModelDomain | None) -> DomainCheck:
     if not others:
         what = "no host atoms at all" if not hop.host_symbols else f"a host of {hop.ion} only"
         found[NO_HOST_FRAMEWORK] = (
-            f"{what}: the model learnt barriers of ions moving through a host framework "
-            "(a lone atom or a metal is not one)"
+            f"{what}; the model learnt barriers of ions moving through a host framework, "
+            "which a lone atom or a metal is not"
         )
     distance = None
     if domain is not None:

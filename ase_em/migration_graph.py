@@ -160,20 +160,25 @@ def label_migration_graph(
     predictor: EmPredictor | None = None,
     *,
     min_length: float = DEFAULT_MIN_LENGTH,
+    include_flagged: bool = False,
 ) -> MigrationGraph:
     """Predict Em for each unique hop of a MigrationGraph and write it on every edge.
 
     One prediction per entry of ``mg.unique_hops``; ``add_data_to_similar_edges`` gives
     every symmetry-equivalent edge the same ``em`` and ``em_std`` (eV; ``em_std`` is None
-    for a single-member model). A hop whose straight path runs through a host atom gets
-    ``em = inf`` and the reason in ``em_blocked``. Then ``assign_cost_to_graph(["em"])``
-    sets each edge's ``cost`` to its Em, so ``mg.get_path(max_val=...)`` ranks paths by
-    barrier.
+    for a single-member model), ``em_flags`` (the hop's domain flags, a list of
+    :data:`ase_em.domain.FLAGS`) and ``em_flag_reasons`` (one sentence per flag). A hop
+    whose straight path runs through a host atom gets ``em = inf`` and the reason in
+    ``em_blocked``. Each edge's ``em_cost`` is its Em, or inf for a blocked hop and, unless
+    ``include_flagged``, for a hop with a flag of :data:`ase_em.domain.EXCLUDING_FLAGS`;
+    ``assign_cost_to_graph(["em_cost"])`` copies it to ``cost``, so
+    ``mg.get_path(max_val=...)`` ranks paths by barrier through usable hops only.
 
     Args:
         mg: the migration graph (modified in place).
         predictor: the predictor (default: the shipped model).
         min_length: smallest supercell width (A) of the bands (module docstring).
+        include_flagged: let hops outside the model's domain into path finding.
 
     Returns:
         ``mg`` itself, labelled.
@@ -191,12 +196,43 @@ def label_migration_graph(
             logger.warning("hop %s is blocked, Em set to inf: %s", label, exc)
             blocked[label] = str(exc)
     for label, result in zip(labels, predictor.predict(hops), strict=True):
-        mg.add_data_to_similar_edges(label, {"em": result.em, "em_std": result.em_std})
-        if result.em < 0:
-            logger.warning("hop %s: negative Em %.3f eV; get_path needs costs >= 0", label, result.em)
+        mg.add_data_to_similar_edges(
+            label,
+            {
+                "em": result.em,
+                "em_std": result.em_std,
+                "em_flags": list(result.flags),
+                "em_flag_reasons": list(result.reasons),
+            },
+        )
+        if result.flags:
+            logger.info("hop %s (%.2f A): %s", label, result.hop.length, result.warning())
     for label, reason in blocked.items():
-        mg.add_data_to_similar_edges(label, {"em": math.inf, "em_std": None, "em_blocked": reason})
-    mg.assign_cost_to_graph(["em"])
+        mg.add_data_to_similar_edges(
+            label, {"em": math.inf, "em_std": None, "em_blocked": reason, "em_flags": [], "em_flag_reasons": []}
+        )
+    return set_path_costs(mg, include_flagged=include_flagged)
+
+
+def set_path_costs(mg: MigrationGraph, *, include_flagged: bool = False) -> MigrationGraph:
+    """Set ``em_cost`` and ``cost`` of every edge of a labelled graph (see :func:`label_migration_graph`).
+
+    Args:
+        mg: a graph labelled by :func:`label_migration_graph` (modified in place).
+        include_flagged: give hops with a flag of :data:`ase_em.domain.EXCLUDING_FLAGS`
+            their Em as cost instead of inf.
+
+    Returns:
+        ``mg`` itself.
+    """
+    from ase_em.domain import excluded
+
+    for label, d in mg.unique_hops.items():
+        usable = math.isfinite(d["em"]) and (include_flagged or not excluded(d.get("em_flags", ())))
+        mg.add_data_to_similar_edges(label, {"em_cost": d["em"] if usable else math.inf})
+        if usable and d["em"] < 0:
+            logger.warning("hop %s: negative Em %.3f eV; get_path needs costs >= 0", label, d["em"])
+    mg.assign_cost_to_graph(["em_cost"])
     return mg
 
 
@@ -262,7 +298,8 @@ def edge_table(mg: MigrationGraph) -> list[dict[str, Any]]:
 
     Returns:
         One dict per edge: ``u``, ``v`` (site indices), ``to_jimage`` (3 ints, the cell
-        of ``v``), ``label``, ``em`` (eV), ``ipos_cart``, ``epos_cart`` ((3,) A).
+        of ``v``), ``label``, ``em`` (eV; inf when blocked), ``flags`` (tuple of domain
+        flags), ``ipos_cart``, ``epos_cart`` ((3,) A).
     """
     return [
         {
@@ -271,6 +308,7 @@ def edge_table(mg: MigrationGraph) -> list[dict[str, Any]]:
             "to_jimage": tuple(int(x) for x in d["to_jimage"]),
             "label": d["hop_label"],
             "em": float(d["em"]),
+            "flags": tuple(d.get("em_flags", ())),
             "ipos_cart": np.asarray(d["ipos_cart"], float),
             "epos_cart": np.asarray(d["epos_cart"], float),
         }
