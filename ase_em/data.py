@@ -151,6 +151,7 @@ def load_em619(
     out = LabelledHops([], [], [], str(p), file_sha256(p))
     problems: list[str] = []
     seen: set[str] = set()
+    kept: list[str] = []  # "record i (id 'x')" of each kept hop, for the duplicate warnings
     for i, rec in enumerate(records):
         if not isinstance(rec, dict):
             problems.append(f"{p}: record {i}: not a JSON object")
@@ -183,11 +184,12 @@ def load_em619(
         out.names.append(name)
         out.hops.append(hop)
         out.targets.append(float(target) if target is not None else math.nan)
+        kept.append(f"record {i} (id {name!r})")
     if problems:
         raise DataFileError(str(p), problems)
     if not out.hops:
         raise StructureFileError(f"{p}: no valid records (all {len(out.skipped)} skipped)")
-    out.warnings = duplicate_hops(out, [f"record {i}" for i in range(len(out.names))])
+    out.warnings = duplicate_hops(out, kept)
     return out
 
 

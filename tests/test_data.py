@@ -12,7 +12,7 @@ from ase import Atoms
 from ase.io import write
 
 from ase_em.band import build_band
-from ase_em.data import file_sha256, load_csv, load_labelled, parse_barrier
+from ase_em.data import PLAUSIBLE_MAX_EM, file_sha256, load_csv, load_em619, load_labelled, parse_barrier
 from ase_em.errors import DataFileError, StructureFileError
 from ase_em.hop import Hop
 from tests.conftest import rocksalt_hop_endpoints
@@ -141,6 +141,7 @@ def test_broken_csv_reports_every_bad_row(tmp_path):
     og = bulk_with_unknown_element()
     write(tmp_path / "og_i.vasp", og[0], format="vasp")
     write(tmp_path / "og_f.vasp", og[1], format="vasp")
+    write(tmp_path / "far_f.vasp", lif_hop(11)[1], format="vasp")  # a 14 % larger cell than hop 0's
     bad = tmp_path / "bad.csv"
     bad.write_text(
         "id,initial,final,em\n"
@@ -148,7 +149,7 @@ def test_broken_csv_reports_every_bad_row(tmp_path):
         f"missing,{s}/0_initial.vasp,{s}/nope.vasp,0.4\n"  # row 2: no such file
         f"garbage,garbage.vasp,{s}/0_final.vasp,0.4\n"  # row 3: unreadable
         f"nohop,{s}/0_initial.vasp,{s}/0_initial.vasp,0.4\n"  # row 4: nothing moves
-        f"mismatch,{s}/0_initial.vasp,{s}/1_final.vasp,0.4\n"  # row 5: cells differ
+        f"mismatch,{s}/0_initial.vasp,far_f.vasp,0.4\n"  # row 5: cells differ (beyond a relaxation)
         f"text,{s}/1_initial.vasp,{s}/1_final.vasp,abc\n"  # row 6: not a number
         f"negative,{s}/1_initial.vasp,{s}/1_final.vasp,-0.2\n"  # row 7: negative
         f"nan,{s}/1_initial.vasp,{s}/1_final.vasp,nan\n"  # row 8: not finite
@@ -200,6 +201,68 @@ def test_parse_barrier():
                      (True, "not a number"), (None, "missing")]:
         value, reason = parse_barrier(bad)
         assert value is None and why in reason
+    # plausible range [0, 10] eV (TRAIN's largest is 8.77 eV); outside it only when asked for
+    assert parse_barrier("8.77") == (8.77, None) and parse_barrier(PLAUSIBLE_MAX_EM) == (10.0, None)
+    value, reason = parse_barrier("10.5")
+    assert value is None and reason.startswith("10.5 eV is above 10 eV, not a plausible migration barrier")
+    assert parse_barrier("10.5", allow_implausible=True) == (10.5, None)
+    assert parse_barrier("-0.2", allow_implausible=True) == (-0.2, None)
+    assert parse_barrier("nan", allow_implausible=True)[0] is None  # never a non-finite one
+
+
+def test_structure_files_are_checksummed(tmp_path):
+    path, _ = write_hops_csv(tmp_path, n=2)
+    data = load_labelled(path)
+    assert sorted(data.files) == [f"structures/{k}_{e}.vasp" for k in (0, 1) for e in ("final", "initial")]
+    assert data.files["structures/1_final.vasp"] == file_sha256(tmp_path / "structures/1_final.vasp")
+    before = data.content_sha256
+    assert load_labelled(path).content_sha256 == before  # deterministic
+    ini, _ = lif_hop(5)
+    write(tmp_path / "structures/1_initial.vasp", ini, format="vasp", direct=True)  # CSV unchanged
+    again = load_labelled(path)
+    assert again.sha256 == data.sha256 and again.content_sha256 != before
+    # formats that hold their structures have no separate files
+    band, _ = write_band_extxyz(tmp_path / "b.extxyz", n=2)
+    assert load_labelled(band).files == {}
+
+
+def test_repeated_hops_are_warned_in_every_format(tmp_path):
+    band, _ = write_band_extxyz(tmp_path / "b.extxyz", n=2)
+    from ase.io import read
+
+    frames = read(band, index=":")
+    twin = frames[0].copy()
+    twin.info = {"id": "twin", "em": 0.9}
+    write(tmp_path / "twins.extxyz", [*frames, twin], format="extxyz")
+    data = load_labelled(tmp_path / "twins.extxyz")
+    assert len(data.hops) == 3  # accepted, but said
+    assert data.warnings == [
+        f"{tmp_path / 'twins.extxyz'}: frame 0 (id 'band-0') and frame 2 (id 'twin') are the same hop "
+        f"(same structures) with different barriers, {synthetic_em(LATTICE[0]):g} and 0.9 eV; "
+        "keep the right one"
+    ]
+    assert load_labelled(band).warnings == []
+    ini, fin = rocksalt_hop_endpoints(4.1)
+    rec = {"atoms_ini": jarvis(ini), "atoms_fin": jarvis(fin)}
+    (tmp_path / "em.json").write_text(json.dumps([{"sys_name": "a", "target": 0.4, **rec},
+                                                   {"sys_name": "b", "target": 0.4, **rec}]))
+    (warning,) = load_labelled(tmp_path / "em.json").warnings
+    assert "record 0 (id 'a') and record 1 (id 'b') are the same hop (same structures, barrier 0.4 eV)" in (
+        warning
+    )
+
+
+def test_em619_records_empty_or_implausible(tmp_path):
+    path = tmp_path / "em.json"
+    path.write_text("[]")
+    with pytest.raises(StructureFileError, match="no records"):
+        load_em619(path)
+    ini, fin = rocksalt_hop_endpoints(4.1)
+    record = {"sys_name": "x", "target": 25.0, "atoms_ini": jarvis(ini), "atoms_fin": jarvis(fin)}
+    path.write_text(json.dumps([record]))
+    with pytest.raises(DataFileError, match=r"record 0 \(x\): target 25 eV is above 10 eV"):
+        load_em619(path)
+    assert load_em619(path, allow_implausible=True).targets == [25.0]
 
 
 # ---------------------------------------------------------------------- band5 frames, em619 JSON
