@@ -26,7 +26,8 @@ Aggregation over the orderings, per hop label and per percolation dimension:
   error (the model's error on one ordered band, and which ordering the crystal takes).
 
 Percolation barriers are computed for each ordering on the average graph with that
-ordering's barriers, then aggregated the same way (a dimension that does not percolate
+ordering's barriers (bands outside the model's domain left out, as
+:class:`ase_em.analysis.MigrationBarrierAnalyzer` leaves such hops out), then aggregated the same way (a dimension that does not percolate
 counts as +inf; the median is None when it is +inf).
 """
 
@@ -37,7 +38,8 @@ import math
 import os
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from collections import Counter
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -57,6 +59,7 @@ from ase_em.disorder import (
     sample_orderings,
     skeleton,
 )
+from ase_em.domain import FLAGS, excluded
 from ase_em.errors import AseEmError, StructureFileError
 from ase_em.hop import Hop
 from ase_em.migration_graph import (
@@ -93,6 +96,8 @@ class DisorderedHop:
         n_blocked: of those, bands whose straight path runs through an atom.
         multiplicity: symmetry-equivalent hops per primitive cell.
         blocked: why the hop is blocked (the first ordering's reason), else None.
+        flags: domain flags (:mod:`ase_em.domain`) raised in most orderings' bands.
+        reasons: one sentence per flag.
         values: the barrier of each ordering that gave a band (eV; inf: blocked).
     """
 
@@ -107,6 +112,8 @@ class DisorderedHop:
     multiplicity: int
     blocked: str | None = None
     values: tuple[float, ...] = ()
+    flags: tuple[str, ...] = ()
+    reasons: tuple[str, ...] = ()
 
 
 @dataclass
@@ -205,6 +212,7 @@ def disordered_network(
     seed: int = DEFAULT_SEED,
     max_atoms: int = MAX_SUPERCELL_ATOMS,
     max_seconds: float = MAX_SECONDS,
+    include_flagged: bool = False,
     progress: bool = False,
 ) -> DisorderedNetwork:
     """Barriers of every hop of ``ion`` in a disordered crystal (module docstring).
@@ -220,6 +228,8 @@ def disordered_network(
         seed: seed of the first ordering.
         max_atoms: cap on the sites of the ordering supercell.
         max_seconds: cap on the time spent (checked between stages).
+        include_flagged: let bands outside the model's domain (a flag of
+            :data:`ase_em.domain.EXCLUDING_FLAGS`) into each ordering's percolation.
         progress: show a progress bar for the predictions.
 
     Returns:
@@ -285,6 +295,7 @@ def disordered_network(
     results = predictor.predict(hops, progress=progress)
     check_time(t0, formula, max_seconds)
     em = {key: (r.em, r.em_std) for key, r in zip(keys, results, strict=True)}
+    flags = {key: (tuple(r.flags), tuple(r.reasons)) for key, r in zip(keys, results, strict=True)}
     for key in blocked:
         em[key] = (math.inf, None)
 
@@ -312,15 +323,25 @@ def disordered_network(
             n_orderings=len(vals), n_blocked=int((~np.isfinite(ems)).sum()),
             multiplicity=counts[label], blocked=reason, values=tuple(float(x) for x in ems),
         ))
+        # domain flags raised in most orderings hold for the hop
+        raised = Counter(f for k in range(n_orderings) for f in flags.get((k, label), ((), ()))[0])
+        majority = [f for f in FLAGS if raised[f] * 2 > len(vals)]
+        why = {f: r for k in range(n_orderings) for f, r in zip(*flags.get((k, label), ((), ())), strict=True)}
+        rows[-1] = replace(rows[-1], flags=tuple(majority), reasons=tuple(why[f] for f in majority))
         mg.add_data_to_similar_edges(label, {
             "em": med if ok else math.inf, "em_std": combined, "em_spread": spread,
+            "em_flags": list(majority), "em_flag_reasons": [why[f] for f in majority],
             **({"em_blocked": reason} if reason else {}),
         })
     mg.assign_cost_to_graph(["em"])
 
     per_ordering = []
     for k in range(n_orderings):
-        pe = [PeriodicEdge(u, v, img, em.get((k, lab), (math.inf, None))[0]) for u, v, img, lab in edges]
+        pe = [
+            PeriodicEdge(u, v, img, em.get((k, lab), (math.inf, None))[0])
+            for u, v, img, lab in edges
+            if include_flagged or not excluded(flags.get((k, lab), ((), ()))[0])
+        ]
         per_ordering.append(percolation_barriers(pe, n_sites=len(sites)))
     perc, perc_spread = {}, {}
     for d in DIMENSIONS:
