@@ -151,7 +151,8 @@ def test_screen_rows_match_the_analyzer(reference, folder, one_torch_thread):
     # extra keys from the CSV, matched by file stem
     assert licoo2["sigma_s_cm"] == 1e-4 and lfp["family"] == "olivine" and "sigma_s_cm" not in copy
     # bad inputs: refused rows naming the file and the problem; the run went on
-    assert src["bad.cif"]["status"] == "refused" and "bad.cif: cannot read a structure" in src["bad.cif"]["reason"]
+    bad = src["bad.cif"]
+    assert bad["status"] == "refused" and "bad.cif: cannot read a structure" in bad["reason"]
     assert src["MgO.cif"]["status"] == "refused" and "no Li in the structure" in src["MgO.cif"]["reason"]
     assert src["MgO.cif"]["natoms"] == 8 and src["bad.cif"]["natoms"] == 0
 

@@ -25,8 +25,11 @@ __all__ = ["ResultStore", "ScreenSummary", "Source", "expand_inputs", "read_keys
 
 
 class _CallableModule(types.ModuleType):
-    """``ase_em.screen`` is both this subpackage and, lazily exported, the function; calling
-    the module calls :func:`screen`, so both spellings work after either import."""
+    """A module that, called, runs :func:`screen`.
+
+    ``ase_em.screen`` is both this subpackage and, lazily exported, the function; calling
+    the module calls :func:`screen`, so both spellings work after either import.
+    """
 
     def __call__(self, *args: Any, **kwargs: Any) -> ScreenSummary:
         return screen(*args, **kwargs)

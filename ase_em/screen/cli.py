@@ -35,7 +35,8 @@ def cmd_screen(args: argparse.Namespace) -> int:
             progress=not args.quiet,
         )
     except KeyboardInterrupt:
-        print(f"ase-em screen: interrupted; the rows written are kept: rerun with --resume to finish {args.db}",
+        print(f"ase-em screen: interrupted; the rows written are kept: rerun with --resume to finish "
+              f"{args.db}",
               file=sys.stderr)
         return 130
     counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.status.items())) or "nothing to do"
@@ -75,12 +76,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="structure files, folders, path lists, ASE dbs")
     p.add_argument("--ion", action="append", required=True, help="migrating ion (repeat for several)")
     p.add_argument("--db", required=True, help="results database (.db, ASE SQLite)")
-    p.add_argument("--workers", type=int, default=None, help="local worker processes (default: CPU count, <= 8)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="local worker processes (default: CPU count, at most 8)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="run on a Dask cluster: scheduler address (tcp://host:8786) or scheduler file")
     p.add_argument("--timeout", type=float, default=None, metavar="S",
                    help="seconds one structure may take; then its row is 'timeout' and the worker replaced")
-    p.add_argument("--resume", action="store_true", help="finish an interrupted screen: skip units already done")
+    p.add_argument("--resume", action="store_true",
+                   help="finish an interrupted screen: skip units already done")
     p.add_argument("--retry", action="store_true", help="with --resume: redo error and timeout rows too")
     p.add_argument("--max-distance", type=float, default=5.0, help="longest ion-ion hop (A; default 5)")
     p.add_argument("--orderings", type=int, default=5,

@@ -93,7 +93,8 @@ def _walk(folder: Path) -> list[Path]:
     found = []
     for root, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found += [Path(root) / f for f in sorted(files) if not f.startswith(".") and is_structure_file(Path(f))]
+        found += [Path(root) / f for f in sorted(files)
+                  if not f.startswith(".") and is_structure_file(Path(f))]
     return found
 
 

@@ -51,9 +51,11 @@ def read_rows(db: str | os.PathLike, ion: str | None = None) -> list[dict[str, A
 def rank_rows(rows: list[dict[str, Any]], by: str = "em_1d") -> list[dict[str, Any]]:
     """Rows in report order (see the module docstring), each with its ``rank`` (1-based)."""
     ok = [r for r in rows if r.get("status") == "ok"]
-    ranked = sorted((r for r in ok if isinstance(r.get(by), (int, float))), key=lambda r: (r[by], r["source"]))
+    ranked = sorted((r for r in ok if isinstance(r.get(by), (int, float))),
+                    key=lambda r: (r[by], r["source"]))
     unranked = sorted((r for r in ok if not isinstance(r.get(by), (int, float))), key=lambda r: r["source"])
-    rest = sorted((r for r in rows if r.get("status") != "ok"), key=lambda r: (r.get("status", ""), r["source"]))
+    rest = sorted((r for r in rows if r.get("status") != "ok"),
+                  key=lambda r: (r.get("status", ""), r["source"]))
     out = []
     for i, r in enumerate(ranked + unranked + rest, 1):
         out.append({**r, "rank": i if i <= len(ranked) else ""})

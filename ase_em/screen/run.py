@@ -157,7 +157,8 @@ def screen(
     options = {"model": model, "max_distance": float(max_distance), "threads": int(threads),
                "n_orderings": int(n_orderings), "seed": int(seed)}
     if scheduler is not None:
-        records = run_dask(units, scheduler=scheduler, timeout=timeout, model_name=model_name, options=options)
+        records = run_dask(units, scheduler=scheduler, timeout=timeout, model_name=model_name,
+                           options=options)
     else:
         n = workers or min(os.cpu_count() or 1, 8)
         records = run_local(units, workers=max(1, min(n, len(units))), timeout=timeout, model_name=model_name,

@@ -99,7 +99,9 @@ class ResultStore:
         for row in self.db.select(include_data=False):
             kv = row.key_value_pairs
             if "source" in kv and "ion" in kv:
-                out[(kv["source"], kv["ion"])] = (kv.get("sha256", ""), kv.get("model", ""), kv.get("status", ""), row.id)
+                out[(kv["source"], kv["ion"])] = (
+                    kv.get("sha256", ""), kv.get("model", ""), kv.get("status", ""), row.id
+                )
         return out
 
     def write(self, record: dict[str, Any], extra_keys: dict[str, Any] | None = None,

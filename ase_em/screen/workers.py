@@ -86,7 +86,8 @@ def run_local(units: Sequence[dict[str, Any]], *, workers: int, timeout: float |
                 try:
                     yield fut.result()
                 except FutureTimeout:
-                    yield failure_record(unit, STATUS_TIMEOUT, f"no result within {timeout:g} s; worker replaced",
+                    yield failure_record(unit, STATUS_TIMEOUT,
+                                         f"no result within {timeout:g} s; worker replaced",
                                          seconds=timeout or 0.0, model_name=model_name,
                                          max_distance=max_distance)
                 except ProcessExpired as exc:
