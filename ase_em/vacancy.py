@@ -122,6 +122,10 @@ def hop_from_migration_hop(
         ImplausibleHopError: the straight path passes through a host atom
             (:class:`ase_em.errors.BlockedPathError`) or atoms overlap.
     """
+    if "empty_site" in hop.symm_structure.site_properties:  # a network with candidate empty sites
+        from ase_em.structures.sites import hop_with_empty_sites
+
+        return hop_with_empty_sites(hop, min_length=min_length, name=name)
     base = Structure.from_sites(list(hop.symm_structure.sites))  # all sites, ion sites occupied
     base.remove_oxidation_states()
     ion = hop.isite.specie.symbol

@@ -198,4 +198,4 @@ def test_missing_ion(lifepo4, tiny_predictor):
     with pytest.raises(MissingIonError, match="no Na"):
         migration_graph_with_em(lifepo4, "Na", 3.5, tiny_predictor)
     with pytest.raises(MissingIonError, match="no Li-Li hop"):
-        migration_graph_with_em(lifepo4, "Li", 2.0, tiny_predictor)
+        migration_graph_with_em(lifepo4, "Li", 2.0, tiny_predictor, empty_sites=False)
