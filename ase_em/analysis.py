@@ -107,6 +107,10 @@ class MigrationBarrierAnalyzer:
         symprec: symmetry precision for grouping equivalent hops.
         include_flagged: let hops outside the model's domain (an excluding flag) into
             percolation and path finding.
+        empty_sites: add candidate empty sites of the ion as nodes (True), never (False),
+            or only when no two occupied sites are within ``max_distance`` (None); see
+            :func:`ase_em.migration_graph.migration_graph_with_em`.
+        progress: show progress bars (hop grouping, predictions).
 
     Attributes:
         structure: the pymatgen Structure.
@@ -124,6 +128,8 @@ class MigrationBarrierAnalyzer:
         min_length: float = DEFAULT_MIN_LENGTH,
         symprec: float = DEFAULT_SYMPREC,
         include_flagged: bool = False,
+        empty_sites: bool | None = None,
+        progress: bool = False,
     ) -> None:
         """Build and label the migration graph (one prediction per unique hop)."""
         self.structure = to_structure(structure)
@@ -131,7 +137,8 @@ class MigrationBarrierAnalyzer:
         self.ion = ion
         self.max_distance = float(max_distance)
         self.graph = migration_graph_with_em(
-            self.structure, ion, max_distance, predictor, min_length=min_length, symprec=symprec
+            self.structure, ion, max_distance, predictor, min_length=min_length, symprec=symprec,
+            empty_sites=empty_sites, progress=progress,
         )
         self.include_flagged = bool(include_flagged)
         set_path_costs(self.graph, include_flagged=self.include_flagged)

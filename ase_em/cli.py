@@ -396,6 +396,7 @@ def cmd_network(args: argparse.Namespace) -> int:
     analyzer = MigrationBarrierAnalyzer(
         structure, args.ion, max_distance=args.max_distance, predictor=predictor,
         include_flagged=args.include_flagged,
+        empty_sites={"auto": None, "yes": True, "no": False}[args.empty_sites], progress=True,
     )
     if args.plot:
         analyzer.plot_network(args.plot)
@@ -560,6 +561,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-distance", type=float, default=5.0, help="longest ion-ion hop (A; default 5)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--plot", default=None, help="draw the hop network coloured by Em into this PNG")
+    p.add_argument("--empty-sites", choices=["auto", "yes", "no"], default="auto",
+                   help="candidate empty ion sites as nodes (auto: only when no two occupied sites are "
+                   "within --max-distance; docs/pymatgen.md)")
     p.add_argument("--include-flagged", action="store_true",
                    help="let hops outside the model's domain (long, grey-zone path, far from training) "
                    "into percolation")

@@ -161,6 +161,7 @@ def label_migration_graph(
     *,
     min_length: float = DEFAULT_MIN_LENGTH,
     include_flagged: bool = False,
+    progress: bool = False,
 ) -> MigrationGraph:
     """Predict Em for each unique hop of a MigrationGraph and write it on every edge.
 
@@ -179,6 +180,7 @@ def label_migration_graph(
         predictor: the predictor (default: the shipped model).
         min_length: smallest supercell width (A) of the bands (module docstring).
         include_flagged: let hops outside the model's domain into path finding.
+        progress: show a progress bar for the predictions.
 
     Returns:
         ``mg`` itself, labelled.
@@ -195,7 +197,7 @@ def label_migration_graph(
         except ImplausibleHopError as exc:
             logger.warning("hop %s is blocked, Em set to inf: %s", label, exc)
             blocked[label] = str(exc)
-    for label, result in zip(labels, predictor.predict(hops), strict=True):
+    for label, result in zip(labels, predictor.predict(hops, progress=progress), strict=True):
         mg.add_data_to_similar_edges(
             label,
             {
@@ -269,7 +271,7 @@ def migration_graph_with_em(
             when no two occupied sites are within ``max_distance`` (None, the default).
         primitive: build the graph on the primitive cell (site indices and hop counts are
             then those of the primitive cell).
-        progress: show progress bars for grouping the hops.
+        progress: show progress bars for grouping the hops and for the predictions.
 
     Returns:
         The labelled graph (see :func:`label_migration_graph`); a
@@ -297,7 +299,7 @@ def migration_graph_with_em(
             f"shorter than {max_distance} A{'' if empty_sites is False else ', also through empty sites'} "
             "(raise max_distance)"
         )
-    return label_migration_graph(mg, predictor, min_length=min_length)
+    return label_migration_graph(mg, predictor, min_length=min_length, progress=progress)
 
 
 def _with_em_predictor(

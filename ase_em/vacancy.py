@@ -55,9 +55,19 @@ def supercell_matrix(lattice: Lattice, min_length: float) -> np.ndarray:
     return np.diag(n) @ t
 
 
+PYMATGEN_FRACTIONAL_TOLERANCE = 1e-3  # are_symmetrically_equivalent's default, in fractions
+
+
 def site_tolerance(hop: MigrationHop) -> float:
-    """How far (A) a hop endpoint may be from a structure site: the hop's ``symprec``, at least 1e-3 A."""
-    return max(SITE_TOLERANCE, float(getattr(hop, "symprec", 0.0) or 0.0))
+    """How far (A) a hop endpoint may be from a structure site: pymatgen's own tolerance.
+
+    ``MigrationHop`` finds its sites with ``are_symmetrically_equivalent`` (1e-3 of each
+    lattice vector) and compares hops with its ``symprec``; the larger of the two (in A),
+    and at least ``SITE_TOLERANCE``.
+    """
+    lattice = hop.symm_structure.lattice
+    frac = PYMATGEN_FRACTIONAL_TOLERANCE * max(lattice.abc)
+    return max(SITE_TOLERANCE, frac, float(getattr(hop, "symprec", 0.0) or 0.0))
 
 
 def snap_to_site(site: PeriodicSite, structure: Structure, tol: float, what: str, name: str) -> PeriodicSite:
@@ -88,7 +98,7 @@ def snap_to_site(site: PeriodicSite, structure: Structure, tol: float, what: str
     if d_all[k] > tol:
         raise VacancySupercellError(
             f"{name}: the {what} site {np.round(frac, 4).tolist()} is {d_all[k]:.3f} A from the nearest "
-            f"{ion} site of the structure (site {same[k]}, tolerance {tol:g} A, the hop's symprec): "
+            f"{ion} site of the structure (site {same[k]}; tolerance {tol:.3g} A): "
             "not an occupied site"
         )
     _, image = structure.lattice.get_distance_and_image(frac, fc[k])
@@ -102,8 +112,8 @@ def hop_from_migration_hop(
 
     The supercell holds every site of ``hop.symm_structure`` (all migrating-ion sites
     occupied) except the final site: the ion at ``hop.isite`` hops into that vacancy.
-    Endpoints within the hop's own tolerance (``symprec``, at least 1e-3 A) of a structure
-    site are moved onto it. The atom order of pymatgen's vacancy supercells differs between
+    Endpoints within pymatgen's own tolerance (:func:`site_tolerance`) of a structure site
+    are moved onto it. The atom order of pymatgen's vacancy supercells differs between
     the start and end structures (each removes a different site), so only the start
     structure is used and the ion is found by its position.
 
