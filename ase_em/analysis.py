@@ -10,8 +10,8 @@ Example::
     an.plot_network("net.png")
 
 Hops outside the model's domain carry flags (:mod:`ase_em.domain`); those with a flag of
-:data:`ase_em.domain.EXCLUDING_FLAGS` (a long or short hop, a path in the grey zone, far
-from the training hops, no host framework) are left out of percolation and path finding
+:data:`ase_em.domain.EXCLUDING_FLAGS` (a long or short hop, a path in the grey zone, no
+host framework) are left out of percolation and path finding
 unless ``include_flagged=True``, as blocked hops always are.
 """
 

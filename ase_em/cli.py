@@ -565,7 +565,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="candidate empty ion sites as nodes (auto: only when no two occupied sites are "
                    "within --max-distance; docs/pymatgen.md)")
     p.add_argument("--include-flagged", action="store_true",
-                   help="let hops outside the model's domain (long, grey-zone path, far from training) "
+                   help="let hops outside the model's domain (too long or short, grey-zone path, no host) "
                    "into percolation")
     add_model(p)
     p.set_defaults(func=cmd_network)
