@@ -17,7 +17,10 @@ A hop given as NEB images (a list of ``Atoms`` or a multi-frame file), an
 ``ase.mep.NEB`` object or a band5 ``Atoms`` is converted to its band5 structure by
 :func:`band_from_neb` (:meth:`EmCalculator.get_barrier` does this for you). Only the
 first and last image (the endpoints) matter: NEB images before or after relaxation and
-the endpoint pair give the same barrier. ASE's state check compares the band5
+the endpoint pair give the same barrier. Every frame must hold the same atoms (count and
+species, in order), and a single ``Atoms`` must be a band5 (its first five sites one
+species at five equally spaced points on a line): an endpoint given alone is refused,
+not read as a hop (:mod:`ase_em.checks`). ASE's state check compares the band5
 structure with the last one computed, so a changed structure is recomputed and an
 unchanged one is not.
 
@@ -62,7 +65,9 @@ def hop_from_neb(images: NEBLike) -> Hop:
 
     Raises:
         ase_em.errors.AseEmError: endpoints that do not form a hop (see
-            :meth:`ase_em.hop.Hop.from_endpoints`).
+            :meth:`ase_em.hop.Hop.from_endpoints`); frames that differ in atom count or
+            species (``EndpointMismatchError``, naming the frame); a single ``Atoms`` that
+            is not a band5 (``StructureFileError``, saying what was expected).
         TypeError: an object of another kind.
     """
     if isinstance(images, Atoms):
