@@ -63,24 +63,24 @@ def vacancy_hop(case: str) -> tuple[Atoms, Atoms, int]:
     return initial, final, k
 
 
-def neb_by_hand(initial: Atoms, final: Atoms, calc, *, fmax: float, steps: int, relax_steps: int,
+def neb_by_hand(initial: Atoms, final: Atoms, new_calc, *, fmax: float, steps: int, relax_steps: int,
                 n_images: int) -> dict:
-    """The same NEB, written out with ASE."""
+    """The same NEB, written out with ASE (one calculator per image, as ASE recommends)."""
     from ase.calculators.singlepoint import SinglePointCalculator
     from ase.mep import NEB
     from ase.optimize import BFGS, FIRE
 
     ends = []
     for atoms in (initial.copy(), final.copy()):
-        atoms.calc = calc
+        atoms.calc = new_calc()
         BFGS(atoms, logfile=None).run(fmax=fmax, steps=relax_steps)
         e, f = atoms.get_potential_energy(), atoms.get_forces()
         atoms.calc = SinglePointCalculator(atoms, energy=e, forces=f)
         ends.append(atoms)
     images = [ends[0]] + [ends[0].copy() for _ in range(n_images)] + [ends[1]]
     for im in images[1:-1]:
-        im.calc = calc
-    neb = NEB(images, climb=True, method="improvedtangent", allow_shared_calculator=True)
+        im.calc = new_calc()
+    neb = NEB(images, climb=True, method="improvedtangent")
     neb.interpolate(method="idpp")
     opt = FIRE(neb, logfile=None)
     converged = bool(opt.run(fmax=fmax, steps=steps))
@@ -120,7 +120,7 @@ def main() -> None:
     print(res.summary(), flush=True)
     res.plot(out / "profile.png")
     t = time.perf_counter()
-    hand = neb_by_hand(initial, final, calc, fmax=args.fmax, steps=args.steps, relax_steps=args.relax_steps,
+    hand = neb_by_hand(initial, final, lambda: make_calculator(args.calculator), fmax=args.fmax, steps=args.steps, relax_steps=args.relax_steps,
                        n_images=args.n_images)
     t_hand = time.perf_counter() - t
     report = {

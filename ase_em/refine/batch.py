@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ase_em.errors import AseEmError
-from ase_em.refine.calculators import CalculatorLike
+from ase_em.refine.calculators import CalculatorLike, make_calculator
 from ase_em.refine.neb import _to_hop, refine
 from ase_em.refine.result import RefinedHop
 
@@ -54,7 +54,7 @@ def refine_many(
         calculator: the potential (a name, a factory or an instance; see
             :mod:`ase_em.refine.calculators`); None for SevenNet-0.
         workers: worker processes (1: run in this process, one hop after the other).
-        threads: torch threads of each worker.
+        threads: torch threads of each worker process (``workers`` > 1).
         workdir: parent directory of the per-hop checkpoints (``000_<name>/``, ...); a
             second call with the same directory resumes.
         predictor: an EmPredictor: its Em and uncertainty are stored beside each result
@@ -88,7 +88,7 @@ def refine_many(
 
     if workers <= 1:
         for i, hop in enumerate(hop_list):
-            done(i, _refine_one(hop, calculator, dirs[i], threads, options))
+            done(i, _refine_one(hop, calculator, dirs[i], None, options))  # this process: threads as they are
     else:
         import multiprocessing
 
@@ -105,18 +105,17 @@ def refine_many(
     return out
 
 
-def _refine_one(hop: Any, calculator: CalculatorLike, workdir: Path | None, threads: int,
+def _refine_one(hop: Any, calculator: CalculatorLike, workdir: Path | None, threads: int | None,
                 options: dict[str, Any]) -> RefinedHop:
-    """One hop in a worker: set threads, refine, turn an input error into a failed result."""
-    try:
-        import torch
+    """One hop: build the potential, set threads (in a worker), refine; an input error: a failed result."""
+    import sys
 
-        torch.set_num_threads(threads)
-    except ImportError:  # a potential without torch
-        pass
     t0 = time.perf_counter()
     try:
-        return refine(hop, calculator, workdir=workdir, **options)
+        calc = make_calculator(calculator, device=options.get("device"))
+        if threads is not None and "torch" in sys.modules:  # a torch potential (not EMT, LJ, ...)
+            sys.modules["torch"].set_num_threads(threads)
+        return refine(hop, calc, workdir=workdir, **options)
     except AseEmError as exc:
         logger.warning("%s: refinement failed: %s", hop.name, exc)
         return RefinedHop.failed(hop.name or "hop", hop.ion, str(exc), seconds=time.perf_counter() - t0)

@@ -265,7 +265,7 @@ def _result(neb, label, ion, calc_label, fmax, max_force, converged, steps, rela
     path = np.concatenate([[0.0], np.cumsum(steps_between)])  # (N + 2,) A
     i_saddle = int(np.argmax(rel[1:-1])) + 1
     for i, im in enumerate(images):
-        im.info.update({"energy": float(energies[i]), "image": i})
+        im.info.update({"neb_image": i, "energy_relative": float(rel[i])})  # energy itself: im.calc
     return RefinedHop(
         name=label,
         ion=ion,

@@ -99,7 +99,11 @@ class RefinedHop:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
 
     def write_images(self, path: str | os.PathLike) -> None:
-        """Write the final band (endpoints and images, energies in ``info``) to any ASE format."""
+        """Write the final band (endpoints and images) to any ASE format.
+
+        Energies and forces go as calculator results; ``info`` holds ``neb_image`` (0..N+1)
+        and ``energy_relative`` (eV, relative to the initial endpoint).
+        """
         from ase.io import write
 
         if not self.images:
