@@ -137,6 +137,28 @@ def test_evaluate_bad_rows_are_all_named(tiny_model_dir, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "3 bad row(s)" in err
     assert "record 0 (a): target 'high' is not a number" in err
-    assert "record 1 (b): target -1.0 must be finite and >= 0 eV" in err
+    assert "record 1 (b): target -1 eV is negative (a barrier is >= 0 eV; pass --allow-implausible" in err
     assert "record 2 (c)" in err and "neither 'atoms'" in err
     assert not out_csv.exists()
+
+
+def test_train_and_evaluate_refuse_implausible_targets(tiny_model_dir, tmp_path, capsys):
+    from ase.io import read
+
+    ini, fin = read(LFP / "initial.vasp"), read(LFP / "final.vasp")
+
+    def jdict(a):
+        return {"lattice_mat": a.cell.tolist(), "coords": a.positions.tolist(),
+                "elements": a.get_chemical_symbols(), "cartesian": True}
+
+    data = tmp_path / "data.json"
+    record = {"sys_name": "lfp", "target": 270.0, "atoms_ini": jdict(ini), "atoms_fin": jdict(fin)}
+    data.write_text(json.dumps([record]))
+    train = ["train", str(data), "--output", str(tmp_path / "m")]
+    for argv in (train, ["evaluate", str(data), "--model", str(tiny_model_dir)]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert f"{data}: record 0 (lfp): target 270 eV is above 10 eV" in err
+    assert not (tmp_path / "m").exists()
+    assert main(["evaluate", str(data), "--model", str(tiny_model_dir), "--allow-implausible-barriers"]) == 0
+    assert "n 1" in capsys.readouterr().out
