@@ -239,6 +239,31 @@ def test_migration_hop_sites_within_pymatgen_tolerance_are_accepted():
         hop_from_migration_hop(mh)
 
 
+def test_fine_tune_rows_get_the_same_checks(tmp_path):
+    import shutil
+
+    from ase_em.data import load_csv
+    from ase_em.errors import DataFileError
+
+    for name in ("nan_fin.vasp", "p1_09w_ini.cif", "p1_09w_fin.cif"):
+        shutil.copy(DATA / name, tmp_path / name)
+    shutil.copy(INITIAL, tmp_path / "initial.vasp")
+    shutil.copy(FINAL, tmp_path / "final.vasp")
+    rows = [
+        "id,initial,final,em",
+        "good,initial.vasp,final.vasp,0.3",
+        "nan,initial.vasp,nan_fin.vasp,0.3",
+        "partial,p1_09w_ini.cif,p1_09w_fin.cif,0.3",
+    ]
+    (tmp_path / "hops.csv").write_text("\n".join(rows) + "\n")
+    with pytest.raises(DataFileError) as err:
+        load_csv(tmp_path / "hops.csv")
+    text = str(err.value)
+    assert "2 bad row(s)" in text
+    assert "id 'nan'): column 'final': 'nan_fin.vasp': atom 1 (Li) has non-finite coordinates" in text
+    assert "id 'partial'): column 'initial': 'p1_09w_ini.cif': partial occupancies; give an ordered" in text
+
+
 # ---------------------------------------------------------------------- messages
 
 
