@@ -110,20 +110,27 @@ class Hop:
 
         Args:
             initial: initial endpoint (Atoms, Structure or file path).
-            final: final endpoint, the same atoms in the same order.
-            ion_index: index of the migrating ion; by default the atom that moves
-                furthest under the minimum-image convention.
+            final: final endpoint, the same atoms; listed in another order, they are
+                matched to the initial ones by species and position (logged). Its cell
+                may be strained up to ``checks.MAX_CELL_STRAIN`` (warned): the band is
+                built in the initial cell from fractional coordinates.
+            ion_index: index of the migrating ion (in the initial endpoint); by default
+                the atom that moves furthest under the minimum-image convention.
             name: optional label.
 
         Returns:
             The validated hop.
 
         Raises:
-            StructureFileError: a file is missing or unreadable.
-            EndpointMismatchError: atom count, species order or cell differ.
+            StructureFileError: a file is missing, unreadable, truncated, or holds
+                non-finite coordinates; ``DisorderedStructureError`` for partial occupancies.
+            EndpointMismatchError: atom count or elements differ, the atom order cannot be
+                recovered, another atom moves more than ``checks.MAX_HOST_DISPLACEMENT``,
+                or the cells differ beyond the strain limit.
             NoHopError: no atom moves.
-            IonIndexError: ``ion_index`` is out of range or that atom does not move.
-            ImplausibleHopError: the hop is too long or atoms overlap.
+            IonIndexError: ``ion_index`` is negative, out of range or that atom does not move.
+            ImplausibleHopError: the hop is too long, atoms overlap, or its straight path is
+                blocked (``BlockedPathError``).
         """
         a = to_atoms(initial, role="initial")
         b = to_atoms(final, role="final")
