@@ -108,8 +108,12 @@ def main(argv=None) -> int:
         rows.append({**split_row(f"far_from_train (p{pct:g})", far, err), "percentile": pct})
     for name, mask in other.items():
         rows.append(split_row(name, mask, err))
+    from ase_em.checks import path_clearance  # the grey zone needs no training data
+
+    grey = np.array([path_clearance(h).grey for h in data.hops])
+    rows.append(split_row(dm.PATH_GREY_ZONE, grey, err))
     _, far, _ = fold_checks(data.hops, raw, folds, args.percentile, args.k)
-    any_flag = far | np.any(list(other.values()), axis=0)
+    any_flag = far | grey | np.any(list(other.values()), axis=0)
     rows.append(split_row(f"any flag (p{args.percentile:g})", any_flag, err))
     print(f"{'check':<32} {'flagged':>8} {'MAE':>7} {'passed':>7} {'MAE':>7}")
     for r in rows:
