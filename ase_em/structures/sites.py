@@ -134,12 +134,12 @@ def find_empty_sites(
     from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
     is_ion = np.array([site.specie.symbol == ion for site in structure])  # (N,)
-    framework = Structure.from_sites([s for s, keep in zip(structure, ~is_ion, strict=True) if keep])
     ion_frac = structure.frac_coords[is_ion]  # (n_ion, 3)
     lattice = structure.lattice
     none = EmptySites(ion, np.zeros((0, 3)), np.zeros(0, int), np.zeros(0), float("nan"), len(ion_frac), 0)
-    if len(framework) == 0 or len(ion_frac) == 0:
+    if is_ion.all() or not is_ion.any():  # no framework, or no ion
         return none
+    framework = Structure.from_sites([s for s, keep in zip(structure, ~is_ion, strict=True) if keep])
     points, owner = _periodic_points(framework, VORONOI_MARGIN)
     symbols = np.array([site.specie.symbol for site in framework])[owner]  # (P,)
     # anions: the elements of the ion's first shell (within 1.2 x its nearest framework atom)
