@@ -1,11 +1,16 @@
 """Refine several hops at once, in parallel over hops.
 
-Worker processes are started with ``spawn`` (a parent that has torch loaded is never
-forked) from a ``concurrent.futures.ProcessPoolExecutor``; each builds its own potential
-(from a name or a factory: a calculator instance is sent to each worker by pickling) with
-``threads`` torch threads. Each hop refines in its own sub-directory of ``workdir``, so an
-interrupted batch resumes hop by hop. The time limit per hop is cooperative (checked
-after every NEB step; see :func:`ase_em.refine.neb.refine`), so no worker is killed.
+The same worker machinery as ``ase-em screen`` (:mod:`ase_em.screen.workers`): a
+``pebble.ProcessPool`` of spawned processes (a parent that has torch loaded is never
+forked), which enforces a per-task time-out by killing the worker and starting a new one.
+Each worker builds its own potential (from a name or a factory; a calculator instance is
+sent by pickling) with ``threads`` torch threads. Each hop refines in its own
+sub-directory of ``workdir``, so a batch that was interrupted, or a hop that ran out of
+time, resumes from its last NEB step on the next call.
+
+Two limits per hop: ``time_limit`` (an option of :func:`ase_em.refine.refine`, checked
+after each NEB step: the hop stops cleanly and reports "not converged") and
+``hop_timeout`` (the pool kills a worker whose hop runs longer, e.g. a hung potential).
 """
 
 from __future__ import annotations
@@ -15,7 +20,6 @@ import os
 import re
 import time
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +46,7 @@ def refine_many(
     *,
     workers: int = 1,
     threads: int = 1,
+    hop_timeout: float | None = None,
     workdir: str | os.PathLike | None = None,
     predictor: EmPredictor | None = None,
     progress: bool = False,
@@ -55,6 +60,8 @@ def refine_many(
             :mod:`ase_em.refine.calculators`); None for SevenNet-0.
         workers: worker processes (1: run in this process, one hop after the other).
         threads: torch threads of each worker process (``workers`` > 1).
+        hop_timeout: seconds after which a worker's hop is killed (``workers`` > 1; None:
+            no limit); the hop's result then says so and its checkpoint is kept.
         workdir: parent directory of the per-hop checkpoints (``000_<name>/``, ...); a
             second call with the same directory resumes.
         predictor: an EmPredictor: its Em and uncertainty are stored beside each result
@@ -90,19 +97,46 @@ def refine_many(
         for i, hop in enumerate(hop_list):
             done(i, _refine_one(hop, calculator, dirs[i], None, options))  # this process: threads as they are
     else:
-        import multiprocessing
-
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            futures = {pool.submit(_refine_one, hop, calculator, dirs[i], threads, options): i
-                       for i, hop in enumerate(hop_list)}
-            for fut in as_completed(futures):
-                done(futures[fut], fut.result())
+        for i, res in _run_pool(hop_list, calculator, dirs, workers, threads, hop_timeout, options):
+            done(i, res)
     out = [r for r in results if r is not None]
     if predictor is not None:
         for res, net in zip(out, predictor.predict(hop_list), strict=True):
             res.em_network, res.em_network_std = net.em, net.em_std
     return out
+
+
+def _run_pool(hops, calculator, dirs, workers, threads, hop_timeout, options):
+    """Yield (index, result) from a pebble pool of spawned workers, as hops finish."""
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, wait
+    from concurrent.futures import TimeoutError as FutureTimeout
+
+    from pebble import ProcessExpired, ProcessPool
+
+    pool = ProcessPool(max_workers=workers, context=multiprocessing.get_context("spawn"))
+    try:
+        pending = {pool.schedule(_refine_one, args=(hop, calculator, dirs[i], threads, options),
+                                 timeout=hop_timeout): i for i, hop in enumerate(hops)}
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                i = pending.pop(fut)
+                hop = hops[i]
+                try:
+                    yield i, fut.result()
+                    continue
+                except FutureTimeout:
+                    why = f"no result within {hop_timeout:g} s; worker killed (rerun with the workdir)"
+                except ProcessExpired as exc:
+                    why = f"worker died (exit code {exc.exitcode})"
+                except Exception as exc:  # e.g. a calculator that does not pickle
+                    why = f"{type(exc).__name__}: {exc}"
+                logger.warning("%s: %s", hop.name, why)
+                yield i, RefinedHop.failed(hop.name or "hop", hop.ion, why)
+    finally:
+        pool.stop()
+        pool.join()
 
 
 def _refine_one(hop: Any, calculator: CalculatorLike, workdir: Path | None, threads: int | None,
