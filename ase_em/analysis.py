@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ase_em.domain import FLAGS, excluded
 from ase_em.migration_graph import (
     DEFAULT_MAX_DISTANCE,
     DEFAULT_MIN_LENGTH,
@@ -37,7 +38,6 @@ from ase_em.migration_graph import (
     set_path_costs,
     to_structure,
 )
-from ase_em.domain import FLAGS, excluded
 from ase_em.percolation import PeriodicEdge, percolation_barriers
 
 if TYPE_CHECKING:
@@ -74,7 +74,9 @@ class HopRow:
     used: bool = True
 
 
-def graph_percolation_barriers(mg: MigrationGraph, *, include_flagged: bool = False) -> dict[int, float | None]:
+def graph_percolation_barriers(
+    mg: MigrationGraph, *, include_flagged: bool = False
+) -> dict[int, float | None]:
     """Percolation barriers (eV) of a graph labelled by :func:`label_migration_graph`.
 
     Args:
@@ -201,7 +203,9 @@ class MigrationBarrierAnalyzer:
             std = "-" if r.em_std is None else f"{r.em_std:.3f}"
             flags = ",".join(r.flags) or "-"
             used = "yes" if r.used else "no"
-            lines.append(f"{r.label:>4} {r.length:>9.3f} {em:>7} {std:>7} {r.multiplicity:>8} {used:>4}  {flags}")
+            lines.append(
+                f"{r.label:>4} {r.length:>9.3f} {em:>7} {std:>7} {r.multiplicity:>8} {used:>4}  {flags}"
+            )
         perc = "  ".join(
             f"{d}D {'none' if e is None else f'{e:.3f}'}" for d, e in self.percolation.items()
         )
@@ -213,7 +217,8 @@ class MigrationBarrierAnalyzer:
                 f"({', '.join(str(r.label) for r in left_out)}); --include-flagged uses them"
             )
         if self.structure_flags:
-            lines.append(f"warning: every hop is outside the model's domain: {', '.join(self.structure_flags)}")
+            shared = ", ".join(self.structure_flags)
+            lines.append(f"warning: every hop is outside the model's domain: {shared}")
         return "\n".join(lines)
 
     def plot_network(self, path: str | os.PathLike, *, dpi: int = 150) -> Path:
@@ -250,7 +255,9 @@ class MigrationBarrierAnalyzer:
         ]
         ax.add_collection3d(Line3DCollection(cell_edges, colors="0.6", linewidths=0.8))
         edges = edge_table(self.graph)
-        usable = [math.isfinite(e["em"]) and (self.include_flagged or not excluded(e["flags"])) for e in edges]
+        usable = [
+            math.isfinite(e["em"]) and (self.include_flagged or not excluded(e["flags"])) for e in edges
+        ]
         finite = [e for e, ok in zip(edges, usable) if ok]
         ems = np.array([e["em"] for e in finite])
         lo_em, hi_em = (float(ems.min()), float(ems.max())) if len(ems) else (0.0, 1.0)

@@ -37,7 +37,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -94,7 +94,7 @@ def excluded(flags: Iterable[str]) -> bool:
     return any(f in EXCLUDING_FLAGS for f in flags)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _element(symbol: str) -> tuple[float, float]:
     """(Pauling electronegativity, row) of an element; X of noble gases taken as 0."""
     import warnings

@@ -211,7 +211,8 @@ def label_migration_graph(
             logger.info("hop %s (%.2f A): %s", label, result.hop.length, result.warning())
     for label, reason in blocked.items():
         mg.add_data_to_similar_edges(
-            label, {"em": math.inf, "em_std": None, "em_blocked": reason, "em_flags": [], "em_flag_reasons": []}
+            label,
+            {"em": math.inf, "em_std": None, "em_blocked": reason, "em_flags": [], "em_flag_reasons": []},
         )
     return set_path_costs(mg, include_flagged=include_flagged)
 

@@ -173,7 +173,9 @@ class EmPredictor:
         return self._predict([hops] if single else list(hops), progress=progress, errors=errors, indexed=True)
 
     @torch.no_grad()
-    def _predict(self, items: list[Any], *, progress: bool, errors: ErrorMode, indexed: bool) -> list[EmResult]:
+    def _predict(
+        self, items: list[Any], *, progress: bool, errors: ErrorMode, indexed: bool
+    ) -> list[EmResult]:
         from tqdm import tqdm
 
         results: list[EmResult | None] = [None] * len(items)

@@ -35,7 +35,8 @@ def fold_checks(hops, raw, folds, percentile, k):
     n = len(hops)
     dist = np.zeros(n)
     far = np.zeros(n, bool)
-    other = {f: np.zeros(n, bool) for f in (dm.LONG_HOP, dm.SHORT_HOP, dm.ION_NOT_IN_TRAIN, dm.ELEMENT_NOT_IN_TRAIN)}
+    names = (dm.LONG_HOP, dm.SHORT_HOP, dm.ION_NOT_IN_TRAIN, dm.ELEMENT_NOT_IN_TRAIN)
+    other = {f: np.zeros(n, bool) for f in names}
     for test in folds:
         train = np.setdiff1d(np.arange(n), test)
         mean, std = raw[train].mean(0), raw[train].std(0)
@@ -122,7 +123,8 @@ def main(argv=None) -> int:
               f"{fmt(r['mae_passed']):>7}")
 
     if args.write:
-        command = "python " + shlex.join(["benchmarks/domain_study.py", *(argv if argv is not None else sys.argv[1:])])
+        given = argv if argv is not None else sys.argv[1:]
+        command = "python " + shlex.join(["benchmarks/domain_study.py", *given])
         cv = {
             "scheme": card["split"],
             "errors": f"out-of-fold |error| of {card['name']} (cv_predictions.csv)",

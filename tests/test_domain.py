@@ -38,7 +38,8 @@ def vacancy_hop(crystal: Atoms, ion: str) -> tuple[Atoms, Atoms]:
     initial = crystal.copy()
     del initial[vacancy]
     final = initial.copy()
-    final.positions[mover - 1] = crystal.positions[mover] + crystal.get_distance(mover, vacancy, mic=True, vector=True)
+    step = crystal.get_distance(mover, vacancy, mic=True, vector=True)
+    final.positions[mover - 1] = crystal.positions[mover] + step
     return initial, final
 
 
@@ -153,7 +154,8 @@ def test_hop_length_against_the_training_range(shipped_domain, endpoints):
 
 
 def test_excluding_flags():
-    assert dm.excluded([dm.LONG_HOP]) and dm.excluded([dm.PATH_GREY_ZONE]) and dm.excluded([dm.NO_HOST_FRAMEWORK])
+    for flag in (dm.LONG_HOP, dm.SHORT_HOP, dm.PATH_GREY_ZONE, dm.NO_HOST_FRAMEWORK):
+        assert dm.excluded([flag])
     assert not dm.excluded([dm.ION_NOT_IN_TRAIN, dm.ELEMENT_NOT_IN_TRAIN, dm.FAR_FROM_TRAIN])
     assert not dm.excluded([])
 
@@ -205,7 +207,8 @@ def test_batch_errors_skip_keeps_the_others(tiny_predictor, endpoints):
     results = tiny_predictor.predict([(ini, fin), (ini, ini), (ini, bad), (ini, fin)], errors="skip")
     assert len(results) == 4
     assert [r.ok for r in results] == [True, False, False, True]
-    assert results[0].em == pytest.approx(single, abs=1e-5) and results[3].em == pytest.approx(single, abs=1e-5)
+    assert results[0].em == pytest.approx(single, abs=1e-5)
+    assert results[3].em == pytest.approx(single, abs=1e-5)
     assert math.isnan(results[1].em) and results[1].hop is None and results[1].em_std is None
     assert results[1].error.startswith("hop 1: ") and results[2].error.startswith("hop 2: ")
     assert "non-finite" in results[2].error
@@ -267,7 +270,8 @@ class InverseLengthPredictor:
 def antifluorite(cation: str, a: float):
     from pymatgen.core import Lattice, Structure
 
-    return Structure.from_spacegroup("Fm-3m", Lattice.cubic(a), [cation, "O"], [[0.25, 0.25, 0.25], [0, 0, 0]])
+    sites = [[0.25, 0.25, 0.25], [0, 0, 0]]  # cation 8c, O 4a
+    return Structure.from_spacegroup("Fm-3m", Lattice.cubic(a), [cation, "O"], sites)
 
 
 def test_na2o_straight_hop_past_oxygen_is_left_out(shipped_domain):
