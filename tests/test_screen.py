@@ -114,6 +114,15 @@ def test_expand_inputs_folder_list_and_ase_db(folder, tmp_path):
     rows = expand_inputs([tmp_path / "in.db"])
     assert [s.source.rsplit("@", 1)[1] for s in rows] == ["id=1", "id=2"]
     assert rows[0].sha256 == atoms_sha256(atoms) != rows[1].sha256
+    # a bare file name that reads as a number gets "./" (ASE refuses number-like text keys)
+    numeric = tmp_path / "123"
+    shutil.copy(EXAMPLES / "LiFePO4.cif", numeric)
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        assert expand_inputs(["123"])[0].source == os.path.join(".", "123")
+    finally:
+        os.chdir(cwd)
     with pytest.raises(ValueError, match="nothere.cif: no such file"):
         expand_inputs([tmp_path / "nothere.cif"])
 
@@ -250,3 +259,33 @@ def test_report_ranks_and_plots(reference, tmp_path, capsys):
     # a key no row has: one clear error, exit 2
     assert main(["screen-report", str(reference), "--csv", str(out_csv), "--png", str(out_png),
                  "--x", "nosuchkey"]) == 2
+
+
+def test_disordered_structure_row(tmp_path, one_torch_thread):
+    """Partial occupancies: barriers are medians over seeded orderings; the row keeps the
+    average structure in its data (ASE atoms cannot hold partial occupancies)."""
+    from pymatgen.core import Structure
+
+    from ase_em.screen.store import ResultStore
+    from ase_em.screen.work import run_unit
+
+    s = Structure.from_file(EXAMPLES / "LiCoO2.cif")
+    s.replace_species({"Li": {"Li": 0.5}})  # half the Li sites filled
+    path = tmp_path / "Li0.5CoO2.cif"
+    s.to(filename=str(path))
+    unit = {"source": str(path), "sha256": "ab" * 32, "ion": "Li", "path": str(path), "atoms": None}
+    record = run_unit(unit, n_orderings=2, seed=0)
+    kv = record["key_value_pairs"]
+    assert kv["status"] == "ok" and kv["ordered"] is False and kv["n_orderings"] == 2
+    assert record["atoms"] is None and Structure.from_dict(record["data"]["average_structure"]) == s
+    ems = [h["em"] for h in record["data"]["hops"] if h["em"] is not None]
+    assert kv["em_min"] == pytest.approx(min(ems)) and kv["em_1d"] >= kv["em_min"]
+    assert kv["n_hops"] == len(record["data"]["hops"])
+    store = ResultStore(tmp_path / "d.db")
+    row_id = store.write(record, {"note": "2", "Space group": "P1"})  # "2": stored as the number 2
+    row = connect(str(tmp_path / "d.db")).get(row_id)
+    assert row.natoms == 0 and row.ordered is False and row.em_1d == pytest.approx(kv["em_1d"])
+    assert row.note == 2 and "Space group" not in row.key_value_pairs  # not a valid key: dropped
+    # the same seed gives the same orderings, so the same barriers (what --resume relies on)
+    again = run_unit(unit, n_orderings=2, seed=0)["key_value_pairs"]
+    assert again["em_1d"] == kv["em_1d"]

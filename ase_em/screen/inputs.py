@@ -128,6 +128,13 @@ def _db_sources(path: Path) -> list[Source]:
     return out
 
 
+def _reads_as_number(text: str) -> bool:
+    """Whether ASE's database would take ``text`` for a number (it refuses such text keys)."""
+    from ase.db.core import str_represents
+
+    return any(str_represents(text, t) for t in (bool, int, float))
+
+
 def expand_inputs(inputs: Iterable[str | os.PathLike]) -> list[Source]:
     """Find every input structure.
 
@@ -146,6 +153,8 @@ def expand_inputs(inputs: Iterable[str | os.PathLike]) -> list[Source]:
 
     def add_file(p: Path) -> None:
         key = os.path.normpath(str(p))
+        if _reads_as_number(key):
+            key = os.path.join(".", key)  # a bare name like "123": ASE would refuse it as a text key
         if key in seen:
             return
         seen.add(key)

@@ -57,19 +57,30 @@ OWN_KEYS = frozenset(
 )
 
 
+def as_db_value(value: Any) -> Any:
+    """The value as ASE's database takes it: a string that reads as a number becomes that number.
+
+    ASE refuses string values such as ``"2"`` or ``"True"`` (it asks for the number).
+    """
+    from ase.db.core import str_represents
+
+    if isinstance(value, str):
+        for t in (bool, int, float):
+            if str_represents(value, t):
+                return value.strip() == "True" if t is bool else t(value)
+    return value
+
+
 def _clean_keys(keys: dict[str, Any]) -> dict[str, Any]:
     """User keys made safe for ASE: clashing names prefixed ``x_``, numbers in text kept as text."""
-    from ase.db.core import reserved_keys, str_represents, word
+    from ase.db.core import reserved_keys, word
 
     out: dict[str, Any] = {}
     for key, value in keys.items():
         if key in OWN_KEYS or key in reserved_keys:
             key = "x_" + key
-        if not word.match(key):
-            continue
-        if isinstance(value, str) and any(str_represents(value, t) for t in (bool, int, float)):
-            value = value + " "  # ASE refuses text that reads as a number; keep it visibly as text
-        out[key] = value
+        if word.match(key):
+            out[key] = as_db_value(value)
     return out
 
 
@@ -118,13 +129,12 @@ class ResultStore:
         """
         from ase import Atoms
 
-        kv = {
-            **_clean_keys(extra_keys or {}),
-            **record["key_value_pairs"],
-            "source": record["source"],
-            "sha256": record["sha256"],
-            "ion": record["ion"],
-        }
+        own = {**record["key_value_pairs"], "source": record["source"], "sha256": record["sha256"],
+               "ion": record["ion"]}
+        # (a sha256 of 64 decimal digits, the one own text that could read as a number, has a
+        # chance of about 1e-13; every other own text key has letters or a path separator)
+        kv = {**_clean_keys(extra_keys or {}),
+              **{k: v if k in ("sha256", "source") else as_db_value(v) for k, v in own.items()}}
         atoms = record.get("atoms")
         atoms = Atoms() if atoms is None else atoms
         replace = list(replace)
