@@ -385,14 +385,15 @@ def read_frames(path: str | os.PathLike, *, role: str) -> list[Atoms]:
 
 def _read_failure(path: Path, exc: Exception) -> str:
     """Why ASE could not read a file, in words (its own messages can be empty or numpy's)."""
-    head = path.read_bytes()[:4096]
+    with open(path, "rb") as f:
+        head = f.read(4096)
     try:
         head.decode("utf-8")
         binary = b"\0" in head
-    except UnicodeDecodeError:
-        binary = True
+    except UnicodeDecodeError as err:
+        binary = err.start < len(head) - 4  # not a character cut at the end of the sample
     if binary:
-        return "binary content, not a structure file (is it an image or an archive?)"
+        return "binary content that no ASE reader takes as a structure (an image or an archive?)"
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     internal = ("broadcast", "index out of range", "not enough values", "could not convert")
     if not text or isinstance(exc, (IndexError, AssertionError, EOFError, StopIteration)) or any(
