@@ -162,9 +162,16 @@ def connect_client(scheduler: Any) -> tuple[Any, bool]:
     if hasattr(scheduler, "scheduler_address"):  # a LocalCluster or another cluster object
         return Client(scheduler), True
     text = os.fspath(scheduler)
-    if os.path.isfile(text):
-        return Client(scheduler_file=text), True
-    return Client(text), True
+    try:
+        if os.path.isfile(text):
+            return Client(scheduler_file=text, timeout=30), True
+        if "://" not in text and not text.count(":") == 1:
+            raise AseEmError(f"{text}: neither a scheduler file nor an address like tcp://host:8786")
+        return Client(text, timeout=30), True
+    except (OSError, TimeoutError, ValueError) as exc:
+        if isinstance(exc, AseEmError):
+            raise
+        raise AseEmError(f"cannot reach the Dask scheduler {text}: {exc}") from None
 
 
 def run_dask(units: Sequence[dict[str, Any]], *, scheduler: Any, timeout: float | None, model_name: str,
