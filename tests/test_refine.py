@@ -250,11 +250,11 @@ def test_cli_refine_bad_input_exit_2(tmp_path, capsys):
     assert "give INITIAL and FINAL" in capsys.readouterr().err
 
 
-def test_refined_barriers_relabel_a_migration_graph_and_its_percolation(tmp_path):
+def test_refined_barriers_relabel_a_migration_graph_and_its_percolation():
     from pymatgen.analysis.diffusion.neb.full_path_mapper import MigrationGraph
     from pymatgen.core import Lattice, Structure
 
-    from ase_em.refine.graph import bottleneck_hops, percolation_barriers_refined, refine_bottlenecks
+    from ase_em.refine.graph import bottleneck_hops, percolation_barriers_refined
 
     fcc = Structure.from_spacegroup("Fm-3m", Lattice.cubic(3.61), ["Cu"], [[0, 0, 0]])
     fcc = fcc.get_primitive_structure()
@@ -271,14 +271,41 @@ def test_refined_barriers_relabel_a_migration_graph_and_its_percolation(tmp_path
     assert percolation_barriers_refined(mg)[3] == 0.5
     assert bottleneck_hops(mg, (3,)) == {3: [nnn]}
 
-    # the real thing on the nearest-neighbour network alone (27-site supercells)
-    mg = MigrationGraph.with_distance(fcc, "Cu", max_distance=3.0)
-    (label,) = mg.unique_hops
-    mg.add_data_to_similar_edges(label, {"em": 0.3})
-    refined = refine_bottlenecks(mg, "emt", dimensions=(3,), min_length=6.0, workdir=tmp_path, **SETTINGS)
-    assert list(refined) == [label] and refined[label].converged
-    em = refined[label].em_reference
-    assert 0.6 < em < 0.9
-    assert percolation_barriers_refined(mg) == {1: em, 2: em, 3: em}
-    assert all(d["em_refined"] == em and d["em"] == 0.3 for _, _, d in mg.m_graph.graph.edges(data=True))
-    assert all(d["cost"] == em for _, _, d in mg.m_graph.graph.edges(data=True))
+    # label_refined writes beside the network's em and sets the path cost to the refined barrier
+    from ase_em.refine.graph import label_refined
+
+    second = RefinedHop("2nn", "Cu", 2.9, 3.0, 2.9, [], [], True, 0.1, 0.05, 9, 9, 1.0, "EMT", 3, 0.0)
+    label_refined(mg, {nnn: second})
+    for _, _, d in mg.m_graph.graph.edges(data=True):
+        want = 3.0 if d["hop_label"] == nnn else 0.75
+        assert d["cost"] == want and d["em"] == (0.5 if d["hop_label"] == nnn else 0.3)
+    assert percolation_barriers_refined(mg)[3] == 0.75
+
+
+def test_refine_from_a_screening_database_stores_refined_barriers_in_its_rows(tmp_path, tiny_model_dir):
+    from ase.db import connect
+    from pymatgen.core import Lattice, Structure
+
+    from ase_em.refine.screendb import ScreenRowError, refine_screen_rows
+    from ase_em.screen.run import screen
+
+    fcc = Structure.from_spacegroup("Fm-3m", Lattice.cubic(3.61), ["Cu"], [[0, 0, 0]])
+    fcc.get_primitive_structure().to(filename=str(tmp_path / "Cu.cif"))
+    db = tmp_path / "results.db"
+    # the network's barriers (a tiny random model) on the nearest-neighbour network alone
+    screen(tmp_path / "Cu.cif", "Cu", db, workers=1, model=str(tiny_model_dir), max_distance=3.0,
+           progress=False)
+    (row,) = connect(str(db)).select()
+    assert row.status == "ok" and len(row.data["hops"]) == 1
+    em_network = row.data["hops"][0]["em"]
+
+    out = refine_screen_rows(db, None, "emt", workdir=tmp_path / "neb", min_length=6.0, **SETTINGS)
+    (res,) = out[row.id]["refined"].values()
+    assert res.converged and 0.6 < res.em_reference < 0.9  # EMT, Cu vacancy hop (27-site supercell)
+    assert out[row.id]["percolation_refined"] == {3: res.em_reference}
+    row = connect(str(db)).get(id=row.id)
+    assert row.em_3d_refined == pytest.approx(res.em_reference) and row.n_refined == 1
+    assert row.data["refined"][0]["em_reference"] == pytest.approx(res.em_reference)
+    assert row.data["hops"][0]["em"] == em_network  # the network's barrier stays beside it
+    with pytest.raises(ScreenRowError, match="no row 7"):
+        refine_screen_rows(db, [7], "emt")

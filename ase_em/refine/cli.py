@@ -31,6 +31,14 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("initial", nargs="?", help="initial endpoint (POSCAR, CIF, extxyz, ...)")
     p.add_argument("final", nargs="?", help="final endpoint, same atoms in the same order")
     p.add_argument("--images", help="multi-frame NEB file; its first and last frames are the endpoints")
+    p.add_argument("--from", dest="from_db", default=None, metavar="DB",
+                   help="screening database (ase-em screen --db): refine the hops that set the percolation "
+                   "barrier of its rows and store the refined barriers in those rows")
+    p.add_argument("--rows", type=_count, nargs="+", default=None, metavar="ID",
+                   help="with --from: the row ids (default: every row with status ok)")
+    p.add_argument("--dimension", type=int, choices=[1, 2, 3], nargs="+", default=[3],
+                   help="with --from: percolation dimensions whose bottleneck hops are refined (default 3)")
+    p.add_argument("--workers", type=_count, default=1, help="with --from: worker processes over hops")
     p.add_argument("--ion-index", type=int, default=None, help="index of the migrating ion")
     p.add_argument("--calculator", default="sevennet-0",
                    help="potential: sevennet-0 (default; pip install 'ase-em[neb]'), emt, "
@@ -87,6 +95,8 @@ def cmd_refine(args: argparse.Namespace) -> int:
     from ase_em.refine.neb import refine
     from ase_em.threads import set_threads
 
+    if args.from_db:
+        return _refine_db(args)
     if args.images and (args.initial or args.final):
         raise AseEmError("give either INITIAL FINAL or --images FILE, not both")
     if not args.images and not (args.initial and args.final):
@@ -124,6 +134,39 @@ def cmd_refine(args: argparse.Namespace) -> int:
         print(f"ase-em refine: warning: the NEB did not converge (largest force {result.max_force:.3f} "
               f"eV/A > fmax {result.fmax:g}); rerun with --workdir and more --steps to continue",
               file=sys.stderr)
+    return 0
+
+
+def _refine_db(args: argparse.Namespace) -> int:
+    """``--from DB``: refine the bottleneck hops of screening rows, store them in the rows."""
+    from ase_em.refine.screendb import refine_screen_rows
+    from ase_em.threads import set_threads
+
+    if args.initial or args.final or args.images:
+        raise AseEmError("give either --from DB or structures (INITIAL FINAL / --images), not both")
+    set_threads(args.threads)
+    out = refine_screen_rows(
+        args.from_db, args.rows, args.calculator, dimensions=args.dimension, workdir=args.workdir,
+        workers=args.workers, threads=args.threads or 1, fmax=args.fmax, steps=args.steps,
+        n_images=args.n_images, relax_steps=args.relax_steps, optimizer=args.optimizer,
+        time_limit=args.time_limit, device=args.device,
+    )
+    summary = {}
+    for row_id, res in out.items():
+        summary[row_id] = {
+            "percolation_refined": res["percolation_refined"],
+            "refined": {lab: r.to_dict() for lab, r in res["refined"].items()},
+        }
+        if not args.json:
+            perc = ", ".join(f"{d}D {e:.3f} eV" if e is not None else f"{d}D none"
+                             for d, e in res["percolation_refined"].items())
+            print(f"row {row_id}: refined percolation barrier {perc}")
+            for lab, r in res["refined"].items():
+                print(f"  hop {lab}: {r.summary()}")
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(f"stored in {args.from_db} (em_<d>d_refined, data 'refined')")
     return 0
 
 
