@@ -248,6 +248,11 @@ def test_cli_refine_bad_input_exit_2(tmp_path, capsys):
     assert "missing.vasp" in err and len(err.strip().splitlines()) == 1
     assert main(["refine", "--no-network"]) == 2
     assert "give INITIAL and FINAL" in capsys.readouterr().err
+    assert main(["refine", "--from", str(tmp_path / "results.db")]) == 2
+    assert "results.db: no such screening database" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:  # argparse's own usage error
+        main(["refine", "--fmax", "-1", "a", "b"])
+    assert exc.value.code == 2 and "--fmax: must be a finite number > 0" in capsys.readouterr().err
 
 
 def test_refined_barriers_relabel_a_migration_graph_and_its_percolation():
