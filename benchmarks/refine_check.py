@@ -114,14 +114,15 @@ def main() -> None:
     out = Path(args.output) / args.case
     out.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
-    res = ase_em.refine((initial, final), calc, fmax=args.fmax, steps=args.steps, relax_steps=args.relax_steps,
-                        n_images=args.n_images, workdir=out / "refine", name=args.case)
+    res = ase_em.refine((initial, final), calc, fmax=args.fmax, steps=args.steps,
+                        relax_steps=args.relax_steps, n_images=args.n_images, workdir=out / "refine",
+                        name=args.case)
     t_refine = time.perf_counter() - t
     print(res.summary(), flush=True)
     res.plot(out / "profile.png")
     t = time.perf_counter()
-    hand = neb_by_hand(initial, final, lambda: make_calculator(args.calculator), fmax=args.fmax, steps=args.steps, relax_steps=args.relax_steps,
-                       n_images=args.n_images)
+    hand = neb_by_hand(initial, final, lambda: make_calculator(args.calculator), fmax=args.fmax,
+                       steps=args.steps, relax_steps=args.relax_steps, n_images=args.n_images)
     t_hand = time.perf_counter() - t
     report = {
         "case": args.case, "atoms": len(initial), "calculator": res.calculator, "fmax": args.fmax,

@@ -90,8 +90,9 @@ def main() -> None:
         "settings": vars(args),
     }
     Path(args.output, "report.json").write_text(json.dumps(report, indent=1))
-    print(f"n = {report['n']} ({report['n_converged']} converged): refined MAE {report['mae_refined_forward']:.3f} "
-          f"eV (forward), {report['mae_refined_reference']:.3f} eV (max - min); network CV MAE "
+    print(f"n = {report['n']} ({report['n_converged']} converged): refined MAE "
+          f"{report['mae_refined_forward']:.3f} eV (forward), {report['mae_refined_reference']:.3f} eV "
+          "(max - min); network CV MAE "
           f"{report['mae_network_cv']:.3f} eV; {np.mean(report['seconds_per_hop']):.0f} s per hop")
 
 
