@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ase_em.disorder import DEFAULT_N_ORDERINGS, DEFAULT_SEED
+from ase_em.disordered_network import DisorderedNetwork, disordered_input, disordered_network
 from ase_em.domain import FLAGS, excluded
 from ase_em.migration_graph import (
     DEFAULT_MAX_DISTANCE,
@@ -113,11 +115,18 @@ class MigrationBarrierAnalyzer:
             or only when no two occupied sites are within ``max_distance`` (None); see
             :func:`ase_em.migration_graph.migration_graph_with_em`.
         progress: show progress bars (hop grouping, predictions).
+        n_orderings: orderings drawn when the structure has partial occupancies
+            (:mod:`ase_em.disordered_network`; candidate sites: every ion site).
+        seed: seed of the first ordering.
 
     Attributes:
-        structure: the pymatgen Structure.
+        structure: the pymatgen Structure (for a disordered input: the average structure's
+            primitive cell).
         ion: the migrating ion.
-        graph: the MigrationGraph with ``em``, ``em_std`` and ``cost`` on every edge.
+        graph: the MigrationGraph with ``em``, ``em_std`` and ``cost`` on every edge
+            (disordered input: median over orderings, ``em_std`` with their spread).
+        disorder: the :class:`ase_em.disordered_network.DisorderedNetwork` of a disordered
+            input (per-ordering values, spreads), else None.
     """
 
     def __init__(
@@ -132,16 +141,30 @@ class MigrationBarrierAnalyzer:
         include_flagged: bool = False,
         empty_sites: bool | None = None,
         progress: bool = False,
+        n_orderings: int = DEFAULT_N_ORDERINGS,
+        seed: int = DEFAULT_SEED,
     ) -> None:
         """Build and label the migration graph (one prediction per unique hop)."""
-        self.structure = to_structure(structure)
-        check_ion(self.structure, ion)
+        # Partial occupancies: seeded orderings, barriers aggregated over them
+        # (ase_em.disordered_network); the graph then carries the medians.
+        self.disorder: DisorderedNetwork | None = None
+        average = disordered_input(structure)
+        if average is not None:
+            self.disorder = disordered_network(
+                average, ion, max_distance=max_distance, predictor=predictor, min_length=min_length,
+                symprec=symprec, n_orderings=n_orderings, seed=seed, include_flagged=include_flagged,
+                progress=progress,
+            )
+            self.structure, self.graph = self.disorder.structure, self.disorder.graph
+        else:
+            self.structure = to_structure(structure)
+            check_ion(self.structure, ion)
+            self.graph = migration_graph_with_em(
+                self.structure, ion, max_distance, predictor, min_length=min_length, symprec=symprec,
+                empty_sites=empty_sites, progress=progress,
+            )
         self.ion = ion
         self.max_distance = float(max_distance)
-        self.graph = migration_graph_with_em(
-            self.structure, ion, max_distance, predictor, min_length=min_length, symprec=symprec,
-            empty_sites=empty_sites, progress=progress,
-        )
         self.include_flagged = bool(include_flagged)
         set_path_costs(self.graph, include_flagged=self.include_flagged)
 
@@ -172,7 +195,12 @@ class MigrationBarrierAnalyzer:
 
     @cached_property
     def percolation(self) -> dict[int, float | None]:
-        """Percolation barriers ``{1: E1, 2: E2, 3: E3}`` (eV; None: no percolation)."""
+        """Percolation barriers ``{1: E1, 2: E2, 3: E3}`` (eV; None: no percolation).
+
+        For a disordered structure: the median over the orderings of each ordering's
+        percolation barrier (``disorder.percolation_spread`` holds their spread)."""
+        if self.disorder is not None:
+            return dict(self.disorder.percolation)
         return graph_percolation_barriers(self.graph, include_flagged=self.include_flagged)
 
     @property
@@ -193,6 +221,15 @@ class MigrationBarrierAnalyzer:
             "hops": [asdict(r) for r in self.hops],
             "percolation": {f"{d}D": e for d, e in self.percolation.items()},
             "percolation_flags": list(self.structure_flags),
+            "disorder": None if self.disorder is None else {
+                **self.disorder.disorder_summary(),
+                "hops": [
+                    {"label": h.label, "em_spread": h.em_spread, "model_std": h.model_std,
+                     "n_orderings": h.n_orderings, "n_blocked": h.n_blocked,
+                     "values": [v if math.isfinite(v) else None for v in h.values]}
+                    for h in self.disorder.hops
+                ],
+            },
         }
 
     def format_table(self) -> str:
@@ -210,6 +247,14 @@ class MigrationBarrierAnalyzer:
             f"{d}D {'none' if e is None else f'{e:.3f}'}" for d, e in self.percolation.items()
         )
         lines.append(f"percolation barrier (eV): {perc}")
+        if self.disorder is not None:
+            net = self.disorder
+            spread = "  ".join(f"{d}D {'-' if e is None else f'{e:.3f}'}" for d, e in net.percolation_spread.items())
+            lines.insert(0, f"disordered: Em is the median over {net.n_orderings} orderings ({net.method}, "
+                            f"seed {net.seed}); std = sqrt(model std^2 + spread over orderings^2)")
+            lines.append("spread over orderings (eV): " + ", ".join(
+                f"hop {h.label} {h.em_spread:.3f}" for h in net.hops if h.em_spread is not None))
+            lines.append(f"percolation spread over orderings (eV): {spread}")
         left_out = [r for r in self.hops if r.blocked is None and not r.used]
         if left_out:
             lines.append(

@@ -389,13 +389,18 @@ def cmd_network(args: argparse.Namespace) -> int:
     from ase_em.migration_graph import check_ion, to_structure
     from ase_em.predictor import EmPredictor
 
-    structure = to_structure(args.structure)  # input errors before the model loads
+    from ase_em.disordered_network import disordered_input
+
+    # partial occupancies are kept (ordered later); anything else gets every input check
+    structure = disordered_input(args.structure)
+    if structure is None:
+        structure = to_structure(args.structure)  # input errors before the model loads
     args.ion = check_ion(structure, args.ion)  # the element: "Li+" and "Li1+" mean Li
     _threads(args.threads)
     predictor = EmPredictor.from_pretrained(args.model)
     analyzer = MigrationBarrierAnalyzer(
         structure, args.ion, max_distance=args.max_distance, predictor=predictor,
-        include_flagged=args.include_flagged,
+        include_flagged=args.include_flagged, n_orderings=args.orderings, seed=args.seed,
         empty_sites={"auto": None, "yes": True, "no": False}[args.empty_sites], progress=True,
     )
     if args.plot:
@@ -567,6 +572,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--include-flagged", action="store_true",
                    help="let hops outside the model's domain (too long or short, grey-zone path, no host) "
                    "into percolation")
+    p.add_argument("--orderings", type=_thread_count, default=5,  # an integer >= 1
+                   help="orderings drawn for a disordered structure (partial occupancies; default 5)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the orderings (default 0)")
     add_model(p)
     p.set_defaults(func=cmd_network)
     # --- screen, screen-report: parsers in their own module (ase_em.screen.cli)

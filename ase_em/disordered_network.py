@@ -5,7 +5,8 @@ candidate ion site (:func:`ase_em.disorder.ion_sites`) as a node: ``MigrationGra
 groups the hops by the average structure's symmetry, so a hop label means the same hop in
 every ordering. Then, for each ordering (:func:`ase_em.disorder.sample_orderings`, drawn in
 the vacancy supercell of :func:`ase_em.migration_graph.supercell_matrix`, widths at least
-``max(min_length, 2 * max_distance + 1 A)``), each hop label gets one band:
+``max(min_length, 2 * hop length + 1 A)`` as for ordered crystals; hops that need the same
+supercell share its orderings), each hop label gets one band:
 
 * the instance of the hop in the supercell is one whose initial site holds the ion in
   this ordering and whose final site is empty, if there is one (a vacancy hop of the
@@ -71,6 +72,7 @@ from ase_em.migration_graph import (
     supercell_matrix,
 )
 from ase_em.percolation import DIMENSIONS, PeriodicEdge, percolation_barriers
+from ase_em.structures.network import build_migration_graph
 
 if TYPE_CHECKING:
     from ase_em.predictor import EmPredictor
@@ -131,8 +133,10 @@ class DisorderedNetwork:
         percolation_spread: their standard deviation over the orderings (eV).
         per_ordering: percolation barriers of each ordering.
         n_orderings: orderings drawn; ``seed``: their seed; ``method``: how they were drawn.
-        supercell: (3, 3) supercell matrix of the orderings (rows, on the primitive cell).
-        missing: atoms left out of each ordering (module :mod:`ase_em.disorder`).
+        supercell: the (3, 3) supercell matrices of the orderings (rows, on the primitive
+            cell), one per hop-length class.
+        missing: for each supercell, the atoms left out of each ordering (module
+            :mod:`ase_em.disorder`).
         seconds: wall time of the whole computation.
     """
 
@@ -145,8 +149,8 @@ class DisorderedNetwork:
     per_ordering: list[dict[int, float | None]]
     n_orderings: int
     seed: int
-    supercell: list[list[int]]
-    missing: list[dict[str, int]]
+    supercell: list[list[list[int]]]
+    missing: list[list[dict[str, int]]]
     seconds: float
     method: str = METHOD
     n_sites: int = field(default=0)
@@ -198,6 +202,22 @@ def read_average_structure(structure: Structure | str | os.PathLike) -> Structur
     if len(struct) == 0:
         raise StructureFileError(f"{path}: holds no atoms")
     return struct
+
+
+def disordered_input(structure: Any) -> Structure | None:
+    """The average structure if ``structure`` (a Structure or a structure file) is disordered, else None.
+
+    Unreadable files give None: the ordered-structure reader then reports them.
+    """
+    if isinstance(structure, Structure):
+        return None if structure.is_ordered else structure
+    if not isinstance(structure, (str, os.PathLike)):
+        return None  # ASE Atoms hold no partial occupancies
+    try:
+        average = read_average_structure(structure)
+    except AseEmError:
+        return None
+    return None if average.is_ordered else average
 
 
 def disordered_network(
@@ -253,7 +273,7 @@ def disordered_network(
     except Exception as exc:  # noqa: BLE001 - a failed reduction keeps the cell as given
         logger.warning("%s: primitive cell not found (%s); using the cell as given", formula, exc)
     skel = skeleton(average, ion, merge_radius=MERGE_RADIUS)
-    mg = MigrationGraph.with_distance(skel, ion, max_distance=max_distance, symprec=symprec)
+    mg = build_migration_graph(skel, ion, max_distance, symprec=symprec, primitive=False)
     edges = [(int(u), int(v), tuple(int(x) for x in d["to_jimage"]), int(d["hop_label"]))
              for u, v, d in mg.m_graph.graph.edges(data=True)]
     if not edges:
@@ -262,38 +282,46 @@ def disordered_network(
             f"{len(mg.only_sites)} candidate sites (raise max_distance)"
         )
     check_time(t0, formula, max_seconds)
-    m = supercell_matrix(average.lattice, max(min_length, 2 * max_distance + PATH_MARGIN))
-    orderings = sample_orderings(average, m, n=n_orderings, seed=seed, max_atoms=max_atoms)
-    check_time(t0, formula, max_seconds)
-
-    prim = average.lattice.matrix  # (3, 3)
-    sites = mg.only_sites  # candidate ion sites on the primitive cell (same lattice as `average`)
-    shifts = np.rint(lattice_points_in_supercell(m) @ m).astype(int)  # (T, 3) cells of the supercell
     labels = sorted({e[3] for e in edges})
-    rng = np.random.default_rng(seed)
-    hops: list[Hop] = []
-    keys: list[tuple[int, int]] = []  # (ordering, label) of each band
-    blocked: dict[tuple[int, int], str] = {}
-    for k, ordering in enumerate(orderings):
-        o = ordering.structure
-        is_ion = np.array([s.specie.symbol == ion for s in o])  # (N,)
-        for label in labels:
-            inst = _choose_instance(o, is_ion, sites, edges, label, shifts, prim, rng)
-            if inst is None:
-                continue
-            start, vector = inst
-            try:
-                hops.append(_band_hop(o, is_ion, ion, start, vector, f"{formula} {ion} hop {label} ordering {k}"))
-                keys.append((k, label))
-            except AseEmError as exc:
-                blocked[(k, label)] = str(exc)
-        check_time(t0, formula, max_seconds)
+    # Each hop's band in the supercell the training convention gives it (widths at least
+    # max(min_length, 2 * length + 1 A)); hops needing the same supercell share its orderings.
+    by_cell: dict[tuple, list[int]] = {}
+    for label in labels:
+        m = supercell_matrix(average.lattice, max(min_length, 2 * mg.unique_hops[label]["hop"].length + PATH_MARGIN))
+        by_cell.setdefault(tuple(map(tuple, m.tolist())), []).append(label)
     if predictor is None:
         from ase_em.predictor import EmPredictor
 
         predictor = EmPredictor.from_pretrained()
-    results = predictor.predict(hops, progress=progress)
-    check_time(t0, formula, max_seconds)
+    prim = average.lattice.matrix  # (3, 3)
+    sites = mg.only_sites  # candidate ion sites on the primitive cell (same lattice as `average`)
+    rng = np.random.default_rng(seed)
+    keys: list[tuple[int, int]] = []  # (ordering, label) of each band
+    results = []
+    blocked: dict[tuple[int, int], str] = {}
+    supercells, missing = [], []
+    for cell, cell_labels in by_cell.items():
+        m = np.array(cell)
+        orderings = sample_orderings(average, m, n=n_orderings, seed=seed, max_atoms=max_atoms)
+        supercells.append(m.tolist())
+        missing.append([o.missing for o in orderings])
+        shifts = np.rint(lattice_points_in_supercell(m) @ m).astype(int)  # (T, 3) cells of the supercell
+        for k, ordering in enumerate(orderings):
+            o = ordering.structure
+            is_ion = np.array([s.specie.symbol == ion for s in o])  # (N,)
+            hops: list[Hop] = []
+            for label in cell_labels:
+                inst = _choose_instance(o, is_ion, sites, edges, label, shifts, prim, rng)
+                if inst is None:
+                    continue
+                start, vector = inst
+                try:
+                    hops.append(_band_hop(o, is_ion, ion, start, vector, f"{formula} {ion} hop {label} ordering {k}"))
+                    keys.append((k, label))
+                except AseEmError as exc:
+                    blocked[(k, label)] = str(exc)
+            results.extend(predictor.predict(hops, progress=progress))
+            check_time(t0, formula, max_seconds)
     em = {key: (r.em, r.em_std) for key, r in zip(keys, results, strict=True)}
     flags = {key: (tuple(r.flags), tuple(r.reasons)) for key, r in zip(keys, results, strict=True)}
     for key in blocked:
@@ -354,7 +382,7 @@ def disordered_network(
     return DisorderedNetwork(
         structure=average, ion=ion, graph=mg, hops=rows, percolation=perc,
         percolation_spread=perc_spread, per_ordering=per_ordering, n_orderings=n_orderings,
-        seed=seed, supercell=m.tolist(), missing=[o.missing for o in orderings],
+        seed=seed, supercell=supercells, missing=missing,
         seconds=time.perf_counter() - t0, n_sites=len(sites),
     )
 
@@ -415,5 +443,5 @@ def _band_hop(o: Structure, is_ion: np.ndarray, ion: str, start: np.ndarray, vec
     )
 
 
-__all__ = ["METHOD", "DisorderError", "DisorderedHop", "DisorderedNetwork", "disordered_network",
+__all__ = ["METHOD", "DisorderError", "DisorderedHop", "DisorderedNetwork", "disordered_input", "disordered_network",
            "read_average_structure"]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 from pymatgen.core import Lattice, Structure
 
+from ase_em.cli import main
 from ase_em.disorder import (
     DisorderError,
     ion_sites,
@@ -162,3 +165,34 @@ def test_structure_without_the_ion_is_refused(tiny_predictor):
     s.replace_species({"Li": "Na"})
     with pytest.raises(MissingIonError, match="no Li in the structure"):
         disordered_network(s, "Li", predictor=tiny_predictor, n_orderings=1)
+
+
+LLTO_CIF = Path(__file__).resolve().parent / "data" / "llto_disordered.cif"
+
+
+def test_network_cli_takes_a_disordered_cif(capsys, tiny_model_dir):
+    """The CIF of perovskite_llto() (P1, the Li/La A site as two partial entries)."""
+    argv = ["network", LLTO_CIF, "--ion", "Li", "--max-distance", "4", "--orderings", "3",
+            "--model", tiny_model_dir]
+    assert main([str(a) for a in argv]) == 0
+    out = capsys.readouterr().out
+    assert "disordered: Em is the median over 3 orderings" in out
+    row = next(line.split() for line in out.splitlines() if line.split()[:2] == ["0", "3.870"])
+    em = float(row[2])
+    assert f"percolation barrier (eV): 1D {em:.3f}  2D {em:.3f}  3D {em:.3f}" in out
+    assert "percolation spread over orderings (eV): 1D" in out
+
+    assert main([str(a) for a in [*argv, "--json"]]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["disorder"]["n_orderings"] == 3
+    assert data["disorder"]["method"].startswith("random occupation sampling")
+    hop = data["hops"][0]
+    values = data["disorder"]["hops"][0]["values"]
+    assert len(values) == 3 and hop["em"] == pytest.approx(float(np.median(values)))
+    assert data["percolation"]["3D"] == pytest.approx(hop["em"])
+
+
+def test_predict_still_refuses_a_disordered_cif(capsys, tiny_model_dir):
+    code = main(["predict", str(LLTO_CIF), str(LLTO_CIF), "--model", str(tiny_model_dir)])
+    assert code == 2
+    assert "partial occupanc" in capsys.readouterr().err
