@@ -1,10 +1,10 @@
 """How many torch CPU threads a command uses: ``--threads``, else ``ASE_EM_THREADS``, else 1.
 
 Why 1 by default: torch starts one intra-op thread per physical core, and its threads
-spin-wait for each other. When another process keeps a core busy, a forward pass with 2
-threads waits for the descheduled one: on the 2-core development machine with both cores
-busy, one forward of the shipped model on examples/LiFePO4 took a median of 0.31 s with 2
-threads against 0.11 s with 1 (docs/benchmarks.md, "CPU threads"). One thread never
+wait for each other at every operation. When other processes keep the cores busy, a
+descheduled thread stalls the others: on the shared 2-core development machine one forward
+of the shipped model on examples/LiFePO4 took a median of 16 s with 2 threads against
+0.54 s with 1 (docs/benchmarks.md, "CPU threads", benchmarks/threads.py). One thread never
 waits for another; a user with idle cores can ask for more.
 """
 
