@@ -311,8 +311,21 @@ def _with_em_predictor(
     predictor: EmPredictor | None = None,
     *,
     empty_sites: bool | None = None,
+    n_orderings: int = 5,
+    seed: int = 0,
 ) -> MigrationGraph:
-    """``MigrationGraph.with_distance`` labelled with Em: see :func:`migration_graph_with_em`."""
+    """``MigrationGraph.with_distance`` labelled with Em: see :func:`migration_graph_with_em`.
+
+    A structure with partial occupancies is ordered ``n_orderings`` times (seed ``seed``)
+    and its graph carries the median over the orderings
+    (:func:`ase_em.disordered_network.disordered_network`).
+    """
+    from ase_em.disordered_network import disordered_input, disordered_network  # it imports this module
+
+    average = disordered_input(structure)
+    if average is not None:
+        return disordered_network(average, migrating_specie, max_distance=max_distance, predictor=predictor,
+                                  n_orderings=n_orderings, seed=seed).graph
     return migration_graph_with_em(structure, migrating_specie, max_distance, predictor, empty_sites=empty_sites)
 
 

@@ -196,3 +196,13 @@ def test_predict_still_refuses_a_disordered_cif(capsys, tiny_model_dir):
     code = main(["predict", str(LLTO_CIF), str(LLTO_CIF), "--model", str(tiny_model_dir)])
     assert code == 2
     assert "partial occupanc" in capsys.readouterr().err
+
+
+def test_with_em_predictor_takes_a_disordered_structure(tiny_predictor, llto_network):
+    from pymatgen.analysis.diffusion.neb.full_path_mapper import MigrationGraph
+
+    import ase_em.migration_graph  # noqa: F401  (attaches with_em_predictor)
+
+    mg = MigrationGraph.with_em_predictor(perovskite_llto(), "Li", 4.0, tiny_predictor, n_orderings=3)
+    ems = {d["em"] for _, _, d in mg.m_graph.graph.edges(data=True)}
+    assert ems == {llto_network.hops[0].em}  # same seed, same orderings, same median
