@@ -22,7 +22,8 @@ n_hops, n_blocked unique hops, and those blocked (straight path through a host a
 ordered           whether the input had no partial occupancies
 n_orderings       orderings used: 1 for an ordered structure, N (``--orderings``) for a
                   disordered one (barriers: median over them), 0 when it failed first
-flags, n_flags    comma-separated domain flags of the hops (``flags`` absent if none)
+flags, n_flags    comma-separated domain flags of the hops (``flags`` absent if none); hops
+                  with an excluding flag are left out of percolation (as in ``network``)
 seconds           wall time of the unit in its worker (s)
 cpu_structure     CPU s of everything but the network: reading, symmetry, hops, graphs
 cpu_model         CPU s of the network's forward passes
@@ -32,7 +33,7 @@ max_distance      longest ion-ion hop considered (A)
 
 plus any extra per-structure keys given with ``--keys`` (a name that clashes with the
 above, or with ASE's reserved keys, gets an ``x_`` prefix). The row's ``data`` holds
-``hops`` (the hop table: label, length, em, em_std, multiplicity, blocked, flags) and
+``hops`` (the hop table: label, length, em, em_std, multiplicity, blocked, flags, ...) and
 ``percolation``; a disordered input's row (no atoms: ASE cannot hold partial occupancies)
 holds its ``average_structure`` (pymatgen dict); an error row holds a short ``traceback``.
 

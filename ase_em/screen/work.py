@@ -129,22 +129,18 @@ def _network(structure: Any, ion: str, predictor: Any, max_distance: float, n_or
              seed: int) -> tuple[list[Any], dict[int, float | None], dict[int, float | None], int]:
     """Hop rows, percolation barriers, their spread over orderings, and orderings used.
 
-    An ordered structure goes through :class:`ase_em.analysis.MigrationBarrierAnalyzer`
-    (spread None, 1 ordering); a disordered one through
-    :func:`ase_em.disordered_network.disordered_network` (median over ``n_orderings``).
+    :class:`ase_em.analysis.MigrationBarrierAnalyzer`, as ``ase-em network``: an ordered
+    structure as it is (spread empty, 1 ordering); a disordered one through
+    ``n_orderings`` seeded orderings (median; :mod:`ase_em.disordered_network`).
     """
-    if structure.is_ordered:
-        from ase_em.analysis import MigrationBarrierAnalyzer
-        from ase_em.migration_graph import check_ion
+    from ase_em.analysis import MigrationBarrierAnalyzer
 
-        check_ion(structure, ion)
-        analyzer = MigrationBarrierAnalyzer(structure, ion, max_distance=max_distance, predictor=predictor)
+    analyzer = MigrationBarrierAnalyzer(structure, ion, max_distance=max_distance, predictor=predictor,
+                                        n_orderings=n_orderings, seed=seed)
+    disorder = getattr(analyzer, "disorder", None)
+    if disorder is None:
         return analyzer.hops, analyzer.percolation, {}, 1
-    from ase_em.disordered_network import disordered_network
-
-    net = disordered_network(structure, ion, max_distance=max_distance, predictor=predictor,
-                             n_orderings=n_orderings, seed=seed)
-    return net.hops, net.percolation, net.percolation_spread, net.n_orderings
+    return analyzer.hops, analyzer.percolation, dict(disorder.percolation_spread), int(disorder.n_orderings)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -157,7 +153,8 @@ def _bottleneck_std(rows: list[Any], em: float | None) -> float | None:
     """em_std of the hop whose barrier is the percolation barrier ``em`` (largest if tied)."""
     if em is None:
         return None
-    stds = [r.em_std for r in rows if r.em is not None and r.em == em and r.em_std is not None]
+    stds = [r.em_std for r in rows if r.em is not None and r.em == em and r.em_std is not None
+            and getattr(r, "used", True)]
     return max(stds) if stds else None
 
 

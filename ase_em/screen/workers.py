@@ -17,6 +17,7 @@ Both yield result records as they complete; only the caller (the main process) w
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import threading
@@ -27,6 +28,8 @@ from ase_em.errors import AseEmError
 from ase_em.screen.work import STATUS_ERROR, STATUS_TIMEOUT, run_unit
 
 logger = logging.getLogger(__name__)
+
+IN_FLIGHT = 2  # units submitted ahead per worker (one running, one waiting)
 
 
 def failure_record(unit: dict[str, Any], status: str, reason: str, *, seconds: float = 0.0,
@@ -77,10 +80,20 @@ def run_local(units: Sequence[dict[str, Any]], *, workers: int, timeout: float |
     pool = ProcessPool(max_workers=workers, initializer=_init_local,
                        initargs=(options.get("model"), options.get("threads", 1)),
                        context=multiprocessing.get_context("spawn"))
+    todo = iter(units)
+    pending: dict[Any, dict[str, Any]] = {}
+
+    def submit(n: int) -> None:
+        # A bounded queue (IN_FLIGHT per worker), not every unit at once: the workers never run
+        # far ahead of the rows written, so a killed run loses at most the units in flight.
+        for u in itertools.islice(todo, n):
+            pending[pool.schedule(run_unit, args=(u,), kwargs=options, timeout=timeout)] = u
+
     try:
-        pending = {pool.schedule(run_unit, args=(u,), kwargs=options, timeout=timeout): u for u in units}
+        submit(IN_FLIGHT * workers)
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            submit(len(done))
             for fut in done:
                 unit = pending.pop(fut)
                 try:
@@ -182,13 +195,23 @@ def run_dask(units: Sequence[dict[str, Any]], *, scheduler: Any, timeout: float 
     max_distance = options.get("max_distance", 5.0)
     client, own = connect_client(scheduler)
     try:
-        futures = {
-            client.submit(run_with_deadline, u, options, timeout, pure=False,
-                          key=f"ase-em-screen-{i}-{u['ion']}-{u['sha256'][:12]}"): u
-            for i, u in enumerate(units)
-        }
-        for fut in as_completed(futures):
-            unit = futures[fut]
+        todo = iter(enumerate(units))
+        futures: dict[Any, dict[str, Any]] = {}
+
+        def submit(n: int) -> list[Any]:
+            new = []
+            for i, u in itertools.islice(todo, n):  # bounded, as in run_local
+                fut = client.submit(run_with_deadline, u, options, timeout, pure=False,
+                                    key=f"ase-em-screen-{i}-{u['ion']}-{u['sha256'][:12]}")
+                futures[fut] = u
+                new.append(fut)
+            return new
+
+        n_threads = max(1, sum(client.nthreads().values()))
+        queue = as_completed(submit(IN_FLIGHT * n_threads))
+        for fut in queue:
+            queue.update(submit(1))
+            unit = futures.pop(fut)
             try:
                 record = fut.result()
             except Exception as exc:  # the worker died on it repeatedly (KilledWorker) or similar
