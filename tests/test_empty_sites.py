@@ -86,7 +86,8 @@ def test_garnet_octahedral_48g_between_tetrahedral_li(garnet):
     orbits = wyckoff_of_candidates(garnet, sites)
     (octa,) = [group[0] for w, group in orbits if w == "48g"]
     assert len(shell(garnet, octa, "O", 2.4)) == 6  # octahedral
-    assert shell(garnet, octa, "Li", 2.5) == pytest.approx([1.98, 1.98], abs=0.01)  # shares faces with two 24d
+    # it shares faces with two 24d tetrahedra
+    assert shell(garnet, octa, "Li", 2.5) == pytest.approx([1.98, 1.98], abs=0.01)
 
 
 def test_nasicon_m2_site(nasicon):

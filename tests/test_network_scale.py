@@ -50,8 +50,9 @@ def test_same_hops_and_groups_as_pymatgen(name, max_distance, request):
     assert sorted(round(d["hop"].length, 6) for d in ours.unique_hops.values()) == sorted(
         round(d["hop"].length, 6) for d in ref.unique_hops.values()
     )
-    for (_, _, a), (_, _, b) in zip(sorted(ours.m_graph.graph.edges(data=True), key=lambda e: e[:2]),
-                                    sorted(ref.m_graph.graph.edges(data=True), key=lambda e: e[:2]), strict=True):
+    mine = sorted(ours.m_graph.graph.edges(data=True), key=lambda e: e[:2])
+    theirs = sorted(ref.m_graph.graph.edges(data=True), key=lambda e: e[:2])
+    for (_, _, a), (_, _, b) in zip(mine, theirs, strict=True):
         assert a["hop"].iindex == b["hop"].iindex and a["hop"].eindex == b["hop"].eindex  # orbits looked up
 
 

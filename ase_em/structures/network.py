@@ -71,7 +71,8 @@ def symmetrized(structure: Structure, symprec: float) -> SymmetrizedStructure:
             marked.replace(i, stand_in, properties=structure[i].properties)
     sga = SpacegroupAnalyzer(marked, symprec=symprec)
     data = sga.get_symmetry_dataset()
-    return SymmetrizedStructure(structure, sga.get_space_group_operations(), data.equivalent_atoms, data.wyckoffs)
+    operations = sga.get_space_group_operations()
+    return SymmetrizedStructure(structure, operations, data.equivalent_atoms, data.wyckoffs)
 
 
 def primitive_cell(structure: Structure, symprec: float = 0.1) -> Structure:
@@ -151,7 +152,8 @@ class HopGraph(MigrationGraph):
             orbit = np.empty(len(self.structure), int)
             for i, members in enumerate(self._symm.equivalent_indices):
                 orbit[members] = i
-            d = self.structure.lattice.get_all_distances(self.only_sites.frac_coords, self.structure.frac_coords)
+            lattice = self.structure.lattice
+            d = lattice.get_all_distances(self.only_sites.frac_coords, self.structure.frac_coords)
             self._orbit_of_ion_site = orbit[np.argmin(d, axis=1)]  # (S,)
         edge = self.m_graph.graph[u][v][w]
         lattice = self.only_sites.lattice

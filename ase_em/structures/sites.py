@@ -13,10 +13,13 @@ How the sites are found (the choice was measured; ``docs/pymatgen.md``, "Empty s
 2. the vertices of the Voronoi tessellation of the framework (scipy's Qhull, with the
    periodic images needed to cover the cell) are the centres of the largest empty
    spheres between framework atoms: tetrahedral, octahedral and lower-symmetry voids;
-3. a vertex is kept when its nearest framework atom is at least ``clearance_ratio`` times
-   the shortest ion-framework distance of the occupied ion sites (the ion fits there;
-   0.8 admits a tetrahedral site beside octahedral ones, where Shannon radii give a ratio
-   of 0.92, and rejects the tetrahedra of a close-packed anion layer that hold no cation);
+3. a vertex is kept when the ion fits there: its nearest anion (the elements of the ion's
+   first shell) is at least ``clearance_ratio`` (0.8) times the shortest ion-anion
+   distance of the occupied sites (a tetrahedral site beside octahedral ones has a
+   Shannon-radius ratio of 0.92), and every framework cation is at least
+   ``cation_ratio`` (0.9) times its own shortest cation-anion bond away (a site sharing a
+   face with the cation's polyhedron is about one bond away; closer is inside the
+   cation's coordination shell);
 4. vertices closer than ``merge_tol`` are one site (an octahedron's centre is several
    coinciding vertices); the one with the largest clearance stands for them;
 5. a vertex within ``min_ion_distance`` of an occupied ion site is that site: it is not a
@@ -39,7 +42,7 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
-from pymatgen.core import Structure
+from pymatgen.core import Lattice, Structure
 
 logger = logging.getLogger(__name__)
 
@@ -129,9 +132,8 @@ def find_empty_sites(
     Returns:
         The candidates (possibly none), in whole orbits of the crystal's space group.
     """
-    from scipy.spatial import Voronoi, cKDTree
-
     from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+    from scipy.spatial import Voronoi, cKDTree
 
     is_ion = np.array([site.specie.symbol == ion for site in structure])  # (N,)
     ion_frac = structure.frac_coords[is_ion]  # (n_ion, 3)
@@ -205,7 +207,7 @@ def find_empty_sites(
     return found
 
 
-def _merge_images(images: np.ndarray, lattice, tol: float) -> list[np.ndarray]:
+def _merge_images(images: np.ndarray, lattice: Lattice, tol: float) -> list[np.ndarray]:
     """Symmetry images of one site, those within ``tol`` (A) averaged (a special position).
 
     Args:
@@ -294,7 +296,9 @@ def hop_with_empty_sites(hop, *, min_length: float | None = None, name: str | No
     name = name or (f"{occupied.composition.reduced_formula} {ion} hop {hop.length:.3f} A"
                     + (" -> empty site" if into_empty else ""))
     if is_empty_site(hop.isite):
-        raise VacancySupercellError(f"{name}: the initial site is an empty site; hops start at an occupied site")
+        raise VacancySupercellError(
+            f"{name}: the initial site is an empty site; hops start at an occupied site"
+        )
     tol = site_tolerance(hop)
     isite = snap_to_site(hop.isite, occupied, tol, "initial", name)
     vector = hop.esite.coords - hop.isite.coords  # (3,) A
@@ -307,12 +311,16 @@ def hop_with_empty_sites(hop, *, min_length: float | None = None, name: str | No
     dist_e = big.lattice.get_all_distances(frac_e[None, :], big.frac_coords)[0]  # (N,)
     k = int(np.argmin(dist_i))
     if dist_i[k] > tol or big[k].specie.symbol != ion:
-        raise VacancySupercellError(f"{name}: the initial site is not an occupied {ion} site of the supercell")
+        raise VacancySupercellError(
+            f"{name}: the initial site is not an occupied {ion} site of the supercell"
+        )
     drop = {k}
     if not into_empty:  # a vacancy hop: the final site's ion is removed
         j = int(np.argmin(dist_e))
         if dist_e[j] > tol or big[j].specie.symbol != ion:
-            raise VacancySupercellError(f"{name}: the final site is neither occupied nor a candidate empty site")
+            raise VacancySupercellError(
+                f"{name}: the final site is neither occupied nor a candidate empty site"
+            )
         drop.add(j)
     keep = np.array([i not in drop for i in range(len(big))])
     positions = big.cart_coords  # (N, 3)
