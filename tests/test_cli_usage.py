@@ -156,3 +156,27 @@ def test_predict_uses_one_thread_by_default(tiny_model_dir, monkeypatch, capsys)
         json.loads(capsys.readouterr().out)
     finally:
         torch.set_num_threads(before)
+
+
+def test_train_and_pretrain_refuse_a_locked_output(mpt_dir, tmp_path, capsys):
+    from ase.io import read
+
+    from ase_em.folders import folder_lock
+
+    ini, fin = read(LFP / "initial.vasp"), read(LFP / "final.vasp")
+    record = {
+        "sys_name": "lfp",
+        "target": 0.27,
+        "atoms_ini": {"lattice_mat": ini.cell.tolist(), "coords": ini.positions.tolist(),
+                      "elements": ini.get_chemical_symbols(), "cartesian": True},
+    }
+    record["atoms_fin"] = {**record["atoms_ini"], "coords": fin.positions.tolist()}
+    data = tmp_path / "data.json"
+    data.write_text(json.dumps([record]))
+    out = tmp_path / "busy"
+    with folder_lock(out):
+        train = ["train", str(data), "--output", str(out)]
+        for argv in (train, ["pretrain", str(mpt_dir), "--output", str(out)]):
+            line = one_line_exit_2(argv, capsys)
+            assert f"output folder {out}: another ase-em run is writing it" in line
+    assert not out.exists()
