@@ -386,10 +386,9 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 def cmd_network(args: argparse.Namespace) -> int:
     """Barriers of all hops of an ion in a crystal, and its 1D/2D/3D percolation barriers."""
     from ase_em.analysis import MigrationBarrierAnalyzer
+    from ase_em.disordered_network import disordered_input
     from ase_em.migration_graph import check_ion, to_structure
     from ase_em.predictor import EmPredictor
-
-    from ase_em.disordered_network import disordered_input
 
     # partial occupancies are kept (ordered later); anything else gets every input check
     structure = disordered_input(args.structure)

@@ -83,7 +83,8 @@ def main() -> None:
                 for p in spinners:
                     p.terminate()
                     p.join()
-            print(f"{busy} {threads} {statistics.median(times):.3f} {max(times):.3f} {len(times)}", flush=True)
+            median = statistics.median(times)
+            print(f"{busy} {threads} {median:.3f} {max(times):.3f} {len(times)}", flush=True)
 
 
 if __name__ == "__main__":
