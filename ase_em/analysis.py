@@ -198,7 +198,8 @@ class MigrationBarrierAnalyzer:
         """Percolation barriers ``{1: E1, 2: E2, 3: E3}`` (eV; None: no percolation).
 
         For a disordered structure: the median over the orderings of each ordering's
-        percolation barrier (``disorder.percolation_spread`` holds their spread)."""
+        percolation barrier (``disorder.percolation_spread`` holds their spread).
+        """
         if self.disorder is not None:
             return dict(self.disorder.percolation)
         return graph_percolation_barriers(self.graph, include_flagged=self.include_flagged)
@@ -249,7 +250,9 @@ class MigrationBarrierAnalyzer:
         lines.append(f"percolation barrier (eV): {perc}")
         if self.disorder is not None:
             net = self.disorder
-            spread = "  ".join(f"{d}D {'-' if e is None else f'{e:.3f}'}" for d, e in net.percolation_spread.items())
+            spread = "  ".join(
+                f"{d}D {'-' if e is None else f'{e:.3f}'}" for d, e in net.percolation_spread.items()
+            )
             lines.insert(0, f"disordered: Em is the median over {net.n_orderings} orderings ({net.method}, "
                             f"seed {net.seed}); std = sqrt(model std^2 + spread over orderings^2)")
             lines.append("spread over orderings (eV): " + ", ".join(

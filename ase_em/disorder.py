@@ -14,11 +14,10 @@ random order (numpy ``default_rng(seed)``); a site takes a species that its orbi
 needs, chosen with probability proportional to the count still needed, unless it conflicts
 with a site already filled: a partial site within ``exclusion`` (1.5 A) that can hold one
 of its species (a split site), or any site closer than 0.8 A. A partial site in conflict
-with a fully occupied site stays empty. So split sites are never both filled (no Li-Li pairs 0.4-1.0 A apart, as
-filling every site with its majority species gives) and no ion is lost to rounding (as
-rounding each site's occupancy, OBELiX's own ordering, removes every Li from some
-structures). What cannot be placed without an overlap is logged and counted in
-``Ordering.missing``.
+with a fully occupied site stays empty. So split sites are never both filled (filling
+every site with its majority species puts two Li 0.4-1.0 A apart) and no ion is lost to
+rounding (rounding each site's occupancy empties a Li site at 0.3). What cannot be
+placed without an overlap is logged and counted in ``Ordering.missing``.
 
 Why hand-written, not pymatgen's ``OrderDisorderedStructureTransformation``: measured on
 OBELiX CIFs (``benchmarks/ordering_methods.py``, ``docs/pymatgen.md``) the Ewald ranking
@@ -236,15 +235,17 @@ def sample_orderings(
             logger.warning("%s: ordering %d leaves out %s (no free site without an overlap)",
                            formula, k, dict(missing))
         species = [sc[i].specie.symbol for i in full] + [filled[i] for i in sorted(filled)]
-        coords = np.vstack([sc.frac_coords[full], sc.frac_coords[sorted(filled)]]) if filled else sc.frac_coords[full]
+        coords = sc.frac_coords[full + sorted(filled)]  # (N, 3)
         ordered = Structure(sc.lattice, species, coords)
         out.append(Ordering(ordered.get_sorted_structure(), seed + k, dict(missing)))
     return out
 
 
 def _largest_remainder(key: tuple, n_sites: int) -> dict[str, int]:
-    """Atoms of each species on ``n_sites`` sites of one orbit: ``occupancy * n_sites`` rounded
-    by largest remainders, the total at most ``n_sites``."""
+    """Atoms of each species on ``n_sites`` sites of one orbit.
+
+    ``occupancy * n_sites`` rounded by largest remainders, the total at most ``n_sites``.
+    """
     want = np.array([x * n_sites for _, x in key])  # (species,)
     total = min(n_sites, int(round(float(want.sum()))))
     base = np.floor(want + 1e-9).astype(int)
@@ -284,7 +285,9 @@ def check_time(start: float, label: str, max_seconds: float) -> None:
     """Raise DisorderError when more than ``max_seconds`` have passed since ``start``."""
     spent = time.perf_counter() - start
     if spent > max_seconds:
-        raise DisorderError(f"{label}: stopped after {spent:.0f} s (time cap {max_seconds:g} s per structure)")
+        raise DisorderError(
+            f"{label}: stopped after {spent:.0f} s (time cap {max_seconds:g} s per structure)"
+        )
 
 
 def site_index(lattice: Lattice, frac: np.ndarray, point: np.ndarray, tol: float) -> int | None:

@@ -1,7 +1,9 @@
 """Hop barriers of a disordered crystal: one hop graph, several orderings, median and spread.
 
 The hop graph is built once, on the average structure's primitive cell, with every
-candidate ion site (:func:`ase_em.disorder.ion_sites`) as a node: ``MigrationGraph``
+candidate ion site (:func:`ase_em.disorder.ion_sites`) as a node (and, only when no two of
+them are within ``max_distance``, the framework's empty sites of
+:mod:`ase_em.structures.sites`, always empty in every ordering): ``MigrationGraph``
 groups the hops by the average structure's symmetry, so a hop label means the same hop in
 every ordering. Then, for each ordering (:func:`ase_em.disorder.sample_orderings`, drawn in
 the vacancy supercell of :func:`ase_em.migration_graph.supercell_matrix`, widths at least
@@ -28,7 +30,8 @@ Aggregation over the orderings, per hop label and per percolation dimension:
 
 Percolation barriers are computed for each ordering on the average graph with that
 ordering's barriers (bands outside the model's domain left out, as
-:class:`ase_em.analysis.MigrationBarrierAnalyzer` leaves such hops out), then aggregated the same way (a dimension that does not percolate
+:class:`ase_em.analysis.MigrationBarrierAnalyzer` leaves such hops out), then aggregated
+the same way (a dimension that does not percolate
 counts as +inf; the median is None when it is +inf).
 """
 
@@ -274,6 +277,12 @@ def disordered_network(
         logger.warning("%s: primitive cell not found (%s); using the cell as given", formula, exc)
     skel = skeleton(average, ion, merge_radius=MERGE_RADIUS)
     mg = build_migration_graph(skel, ion, max_distance, symprec=symprec, primitive=False)
+    if mg.m_graph.graph.number_of_edges() == 0:
+        # no two candidate sites within max_distance (a NASICON's M1 sites): add the
+        # framework's empty sites, as for an ordered crystal (ase_em.structures.sites)
+        mg = build_migration_graph(
+            skel, ion, max_distance, symprec=symprec, primitive=False, empty_sites=True
+        )
     edges = [(int(u), int(v), tuple(int(x) for x in d["to_jimage"]), int(d["hop_label"]))
              for u, v, d in mg.m_graph.graph.edges(data=True)]
     if not edges:
@@ -287,7 +296,8 @@ def disordered_network(
     # max(min_length, 2 * length + 1 A)); hops needing the same supercell share its orderings.
     by_cell: dict[tuple, list[int]] = {}
     for label in labels:
-        m = supercell_matrix(average.lattice, max(min_length, 2 * mg.unique_hops[label]["hop"].length + PATH_MARGIN))
+        width = max(min_length, 2 * mg.unique_hops[label]["hop"].length + PATH_MARGIN)
+        m = supercell_matrix(average.lattice, width)
         by_cell.setdefault(tuple(map(tuple, m.tolist())), []).append(label)
     if predictor is None:
         from ase_em.predictor import EmPredictor
@@ -316,7 +326,8 @@ def disordered_network(
                     continue
                 start, vector = inst
                 try:
-                    hops.append(_band_hop(o, is_ion, ion, start, vector, f"{formula} {ion} hop {label} ordering {k}"))
+                    name = f"{formula} {ion} hop {label} ordering {k}"
+                    hops.append(_band_hop(o, is_ion, ion, start, vector, name))
                     keys.append((k, label))
                 except AseEmError as exc:
                     blocked[(k, label)] = str(exc)
@@ -340,7 +351,8 @@ def disordered_network(
         stds = [v[1] for v in vals if v[1] is not None and math.isfinite(v[0])]
         model_std = float(np.median(stds)) if stds else None
         ok = math.isfinite(med)
-        combined = math.hypot(model_std, spread) if ok and model_std is not None and spread is not None else None
+        known = ok and model_std is not None and spread is not None
+        combined = math.hypot(model_std, spread) if known else None
         reason = None
         if not ok:
             reason = next((blocked[(k, label)] for k in range(n_orderings) if (k, label) in blocked),
@@ -354,7 +366,8 @@ def disordered_network(
         # domain flags raised in most orderings hold for the hop
         raised = Counter(f for k in range(n_orderings) for f in flags.get((k, label), ((), ()))[0])
         majority = [f for f in FLAGS if raised[f] * 2 > len(vals)]
-        why = {f: r for k in range(n_orderings) for f, r in zip(*flags.get((k, label), ((), ())), strict=True)}
+        why = {f: r for k in range(n_orderings)
+               for f, r in zip(*flags.get((k, label), ((), ())), strict=True)}
         rows[-1] = replace(rows[-1], flags=tuple(majority), reasons=tuple(why[f] for f in majority))
         mg.add_data_to_similar_edges(label, {
             "em": med if ok else math.inf, "em_std": combined, "em_spread": spread,
@@ -416,7 +429,7 @@ def _choose_instance(
     d_end = o.lattice.get_all_distances(o.lattice.get_fractional_coords(ends_a), frac_o)  # (I, N)
     host_on = ((d_start < HOST_TOLERANCE) & ~is_ion).any(1) | ((d_end < HOST_TOLERANCE) & ~is_ion).any(1)
     ion_at_start = ((d_start < MERGE_RADIUS) & is_ion).any(1)
-    end_empty = ~((d_end < MERGE_RADIUS)).any(1)
+    end_empty = ~(d_end < MERGE_RADIUS).any(1)
     score = np.where(host_on, -1, 2 * ion_at_start + end_empty)  # (I,)
     best = int(score.max())
     if best < 0:
@@ -425,9 +438,14 @@ def _choose_instance(
     return starts_a[pick], vectors_a[pick]
 
 
-def _band_hop(o: Structure, is_ion: np.ndarray, ion: str, start: np.ndarray, vector: np.ndarray, name: str) -> Hop:
-    """The vacancy-mode hop in ordering ``o``: ion at ``start``, every other atom the host,
-    less ions within the exclusion distance of either endpoint."""
+def _band_hop(
+    o: Structure, is_ion: np.ndarray, ion: str, start: np.ndarray, vector: np.ndarray, name: str
+) -> Hop:
+    """The vacancy-mode hop in ordering ``o``.
+
+    The ion at ``start``; every other atom is the host, less ions within the exclusion
+    distance of either endpoint.
+    """
     ends = o.lattice.get_fractional_coords(np.vstack([start, start + vector]))  # (2, 3)
     d = o.lattice.get_all_distances(ends, o.frac_coords)  # (2, N)
     keep = ~(is_ion & (d < EXCLUSION).any(0))  # (N,)
@@ -443,5 +461,12 @@ def _band_hop(o: Structure, is_ion: np.ndarray, ion: str, start: np.ndarray, vec
     )
 
 
-__all__ = ["METHOD", "DisorderError", "DisorderedHop", "DisorderedNetwork", "disordered_input", "disordered_network",
-           "read_average_structure"]
+__all__ = [
+    "METHOD",
+    "DisorderError",
+    "DisorderedHop",
+    "DisorderedNetwork",
+    "disordered_input",
+    "disordered_network",
+    "read_average_structure",
+]
