@@ -20,11 +20,11 @@ rounding (rounding each site's occupancy empties a Li site at 0.3). What cannot 
 placed without an overlap is logged and counted in ``Ordering.missing``.
 
 Why hand-written, not pymatgen's ``OrderDisorderedStructureTransformation``: measured on
-OBELiX CIFs (``benchmarks/ordering_methods.py``, ``docs/pymatgen.md``) the Ewald ranking
-needs oxidation states (the guess fails on some structures), its cost grows with the
-number of combinations (no answer within the time limit on supercells with tens of
-partial sites), and it knows nothing of split sites; random occupation sampling costs
-milliseconds, keeps the composition and is reproducible with a seed.
+five OBELiX CIFs (``benchmarks/ordering_methods.py``, table in ``docs/pymatgen.md``), its
+Ewald ranking needs oxidation states, whose guess refuses a supercell with a non-integral
+composition (4 of 5), and on the fifth (32 partial sites) it gave no answer in 120 s; it
+knows nothing of split sites. Random occupation sampling took 0.8-2.4 s for 5 orderings,
+keeps the composition and is reproducible with a seed.
 
 Candidate ion sites. The mobile ion's candidate sites are *all* sites of the average
 structure that hold the ion at any occupancy, whatever one ordering fills: an ordering

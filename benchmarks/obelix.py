@@ -123,6 +123,8 @@ def run(args) -> None:
         done = {json.loads(line)["id"] for line in out.read_text().splitlines() if line.strip()}
     cifs = sorted(Path(args.cifs).glob("*.cif"))
     order = np.random.default_rng(0).permutation(len(cifs))
+    if args.reverse:  # a second worker from the other end; records are keyed by ID
+        order = order[::-1]
     todo = [cifs[i] for i in order if cifs[i].stem not in done][: args.limit]
     print(f"{len(done)} done, {len(todo)} to do -> {out}", flush=True)
     predictor = None
@@ -205,7 +207,7 @@ def report(paths: list[str], csv_path: str) -> None:
         rho_c = spearmanr([recs[i]["barrier"] for i in both], [sigma[i][0] for i in both])[0] if len(both) > 2 else float("nan")
         tool = next(iter(recs.values()))["tool"] if recs else p
 
-        def c(s):
+        def c(s, status=status, n=n):
             k = status.count(s)
             return f"{k} ({100 * k / max(n, 1):.0f} %)"
 
@@ -235,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bv-width", type=float, default=7.0, help="smallest width (A) of BVlain's ordering")
     ap.add_argument("--bv-encut", type=float, default=10.0, help="BVlain's energy cut-off (eV)")
     ap.add_argument("--limit", type=int, default=None, help="at most this many new structures")
+    ap.add_argument("--reverse", action="store_true", help="visit the structures in reverse order")
     ap.add_argument("--report", nargs="+", default=None, help="results files to summarise")
     args = ap.parse_args(argv)
     if args.report:
