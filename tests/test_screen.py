@@ -173,9 +173,9 @@ def test_screen_rows_match_the_analyzer(reference, folder, one_torch_thread):
 
 def test_sigkill_then_resume_equals_uninterrupted(reference, folder, tmp_path):
     db = tmp_path / "killed.db"
-    exe = Path(sys.executable).with_name("ase-em")
-    proc = subprocess.Popen(
-        [str(exe), "screen", str(folder), "--ion", "Li", "--db", str(db), "--workers", "1", "--quiet"],
+    proc = subprocess.Popen(  # `ase-em screen` (the console script's main, as python -m)
+        [sys.executable, "-m", "ase_em.cli", "screen", str(folder), "--ion", "Li", "--db", str(db),
+         "--workers", "1", "--quiet"],
         env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True,
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
