@@ -125,6 +125,16 @@ def test_stopped_run_is_not_converged_and_resumes_from_its_checkpoint(cu_hop, cu
     assert resumed.seconds > short.seconds
 
 
+def test_neb_stops_at_the_requested_force_tolerance(cu_hop, tmp_path):
+    loose = refine(cu_hop, "emt", workdir=tmp_path, **{**SETTINGS, "fmax": 0.5})
+    assert loose.converged and loose.max_force < 0.5
+    # ASE's optimizer log: the largest NEB force after each step; the run stops at the first below 0.5
+    forces = [float(line.split()[-1]) for line in (tmp_path / "neb.log").read_text().splitlines()
+              if line.startswith("FIRE:")]
+    assert forces[-1] == pytest.approx(loose.max_force, abs=1e-5)
+    assert all(f >= 0.5 for f in forces[:-1]) and len(forces) == loose.steps + 1
+
+
 def test_time_limit_stops_and_reports(cu_hop):
     result = refine(cu_hop, "emt", time_limit=1e-6, **SETTINGS)
     assert not result.converged

@@ -155,7 +155,7 @@ def refine(
     run.attach(opt, t_start)
     try:
         with opt:
-            for converged in opt.irun(steps=remaining):
+            for converged in opt.irun(fmax=fmax, steps=remaining):
                 if time_limit is not None and time.perf_counter() - t_neb > time_limit and not converged:
                     logger.warning("%s: NEB stopped at the time limit (%g s); rerun with the workdir to "
                                    "resume", label, time_limit)
