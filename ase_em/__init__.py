@@ -52,7 +52,7 @@ def __getattr__(name: str):
         from ase_em.predictor import EmPredictor
 
         return EmPredictor
-    if name == "finetune":  # issue 4; the module ase_em.finetune is callable too
+    if name == "finetune":  # the module ase_em.finetune is callable too
         from ase_em.finetune import finetune
 
         return finetune

@@ -272,7 +272,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
-    """Fine-tune a model on the user's own labelled hops (issue 4; see docs/finetune.md)."""
+    """Fine-tune a model on the user's own labelled hops (see docs/finetune.md)."""
     import shlex
 
     from ase_em.finetune import finetune
@@ -497,7 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_threads(p)
     p.set_defaults(func=cmd_train)
 
-    # --- finetune (issue 4) ---
+    # --- finetune ---
     p = sub.add_parser(
         "finetune",
         help="fine-tune a model on your own DFT barriers (CSV, em619 JSON or band5 extxyz/traj)",
@@ -536,7 +536,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default=None, help="model name on the card (default: directory name)")
     add_threads(p)
     p.set_defaults(func=cmd_finetune)
-    # --- pretrain (issue 5) ---
+    # --- pretrain ---
     p = sub.add_parser("pretrain", help="multi-property pre-training of the backbone on bulk crystals")
     p.add_argument("data", help="the mpt folder (bg.json.gz, gv.json.gz, ..., scaled_only/)")
     p.add_argument("--output", required=True, help="directory for backbone.pt and card.json")
@@ -558,7 +558,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", default=None, help="checkpoints and graph cache (default: OUTPUT/.work)")
     add_threads(p)
     p.set_defaults(func=cmd_pretrain)
-    # --- network (issue 6) ---
+    # --- network ---
     p = sub.add_parser("network", help="barriers of all hops of an ion in a crystal; percolation barriers")
     p.add_argument("structure", help="crystal with all ion sites occupied (CIF, POSCAR, ...)")
     p.add_argument("--ion", required=True, help="migrating ion, e.g. Li")
