@@ -76,10 +76,7 @@ def test_refined_barrier_equals_a_neb_by_hand(cu_refined):
     result, _ = cu_refined
     by_hand = neb_by_hand(*cu_vacancy_hop(), **SETTINGS)
     assert result.converged
-    # 5 meV: EMT reuses its neighbour list (with a skin) between calls, and its smooth cutoff
-    # gives pairs in the skin a tiny weight, so its energies depend on the order of calls at
-    # the meV level: one calculator shared by the images (refine) or one per image (here).
-    assert result.em_forward == pytest.approx(by_hand, abs=5e-3)
+    assert result.em_forward == pytest.approx(by_hand, abs=1e-6)  # the same NEB, the same numbers
     assert 0.6 < result.em_forward < 0.9  # EMT, Cu vacancy hop
     # a hop between equivalent sites: both definitions agree, the profile is symmetric
     assert result.energies[0] == 0.0
