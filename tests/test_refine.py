@@ -2,8 +2,7 @@
 
 The case: a vacancy hop in fcc Cu (a = 3.61 A, the experimental lattice constant), a
 2x2x2 conventional supercell (32 sites, one removed): a Cu atom hops a/sqrt(2) = 2.55 A
-into the vacancy. EMT's barrier for it is about 0.7-0.8 eV (experiment for Cu: about
-0.7 eV).
+into the vacancy. EMT's barrier for it: 0.76 eV (3 images, fmax 0.1 eV/A).
 """
 
 from __future__ import annotations
