@@ -137,6 +137,12 @@ def check_ordered(structure: Any, label: str) -> None:
         kinds = structure.arrays.get("spacegroup_kinds")
         for kind, occ in occupancy.items():
             total = sum(float(v) for v in occ.values())
+            if total > 1.0 + OCCUPANCY_TOLERANCE:
+                what = ", ".join(f"{el} {float(v):.3g}" for el, v in occ.items())
+                raise DisorderedStructureError(
+                    f"{label}: site kind {kind} is occupied {total:.3g} times ({what}); "
+                    "occupancies above 1 are not a crystal"
+                )
             if len(occ) > 1 or total < 1.0 - OCCUPANCY_TOLERANCE:
                 site = f"kind {kind}"
                 if kinds is not None:

@@ -80,6 +80,35 @@ def test_partial_occupancies_are_refused_by_predict_and_network_alike():
         to_structure(atoms)
 
 
+OVEROCCUPIED_CIF = """data_x
+_cell_length_a 4.0
+_cell_length_b 4.0
+_cell_length_c 4.0
+_cell_angle_alpha 90
+_cell_angle_beta 90
+_cell_angle_gamma 90
+_symmetry_space_group_name_H-M 'P 1'
+loop_
+_atom_site_label
+_atom_site_type_symbol
+_atom_site_fract_x
+_atom_site_fract_y
+_atom_site_fract_z
+_atom_site_occupancy
+Li1 Li 0.0 0.0 0.0 1.0
+Cl1 Cl 0.5 0.5 0.5 1.3
+"""
+
+
+def test_occupancy_above_one_is_refused(tmp_path):
+    path = tmp_path / "over.cif"
+    path.write_text(OVEROCCUPIED_CIF)
+    with pytest.raises(DisorderedStructureError, match=r"over.cif: site kind \S+ is occupied 1.3 times \(Cl 1.3\)"):
+        checks.check_ordered(read(path), str(path))
+    path.write_text(OVEROCCUPIED_CIF.replace("1.3", "1.0"))
+    checks.check_ordered(read(path), str(path))  # fully occupied: accepted
+
+
 def test_disordered_pymatgen_structure_is_refused():
     from pymatgen.core import Lattice, Structure
 
