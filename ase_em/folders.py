@@ -70,10 +70,14 @@ def check_file_target(path: str | Path, *, role: str) -> Path:
     folder = path.parent
     if path.is_dir():
         raise AseEmError(f"{role} {path}: is a folder; give a file name")
+    if folder.exists() and not folder.is_dir():
+        raise AseEmError(f"{role} {path}: {folder} is a file, not a folder")
     if not folder.is_dir():
         raise AseEmError(f"{role} {path}: no such folder {folder}")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise AseEmError(f"{role} {path}: folder {folder} is not writable")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise AseEmError(f"{role} {path}: the file is not writable")
     return path
 
 

@@ -246,6 +246,15 @@ def test_cli_refuses_an_existing_db_without_resume(reference, folder, capsys):
     assert "already holds 5 rows; give --resume" in capsys.readouterr().err
 
 
+def test_cli_refuses_an_unwritable_db_in_one_line(folder, tmp_path, capsys):
+    (tmp_path / "afile").write_text("x")
+    for db, says in [(tmp_path / "afile" / "r.db", "afile is a file, not a folder"),
+                     (tmp_path / "nodir" / "sub" / "r.db", "no such folder")]:
+        assert main(["screen", str(folder), "--ion", "Li", "--db", str(db), "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert says in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
 def test_report_ranks_and_plots(reference, tmp_path, capsys):
     import csv
 

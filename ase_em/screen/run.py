@@ -125,6 +125,9 @@ def screen(
         raise AseEmError(f"n_orderings must be at least 1, got {n_orderings}")
     if timeout is not None and timeout <= 0:
         raise AseEmError(f"timeout must be positive, got {timeout}")
+    from ase_em.folders import check_file_target
+
+    check_file_target(db, role="--db")  # before any work: the results must have a place to go
     model_name = _model_name(model)
     sources = expand_inputs(inputs)
     if keys is not None:
