@@ -262,7 +262,7 @@ class MigrationBarrierAnalyzer:
         if left_out:
             lines.append(
                 f"left out of percolation: {len(left_out)} hop(s) outside the model's domain "
-                f"({', '.join(str(r.label) for r in left_out)}); --include-flagged uses them"
+                f"(hop label {', '.join(str(r.label) for r in left_out)}); --include-flagged uses them"
             )
         if self.structure_flags:
             shared = ", ".join(self.structure_flags)

@@ -253,13 +253,13 @@ def parse_barrier(value: Any, *, allow_implausible: bool = False) -> tuple[float
     if em < 0:
         return None, (
             f"{em:g} eV is negative (a barrier is >= 0 eV; pass --allow-implausible-barriers to "
-            "train on it anyway)"
+            "use it anyway)"
         )
     if em > PLAUSIBLE_MAX_EM:
         return None, (
             f"{em:g} eV is above {PLAUSIBLE_MAX_EM:g} eV, not a plausible migration barrier (TRAIN's "
             "largest is 8.77 eV; meV or a total energy?); pass --allow-implausible-barriers to "
-            "train on it anyway"
+            "use it anyway"
         )
     return em, None
 
