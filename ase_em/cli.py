@@ -394,7 +394,7 @@ def cmd_network(args: argparse.Namespace) -> int:
     structure = disordered_input(args.structure)
     if structure is None:
         structure = to_structure(args.structure)  # input errors before the model loads
-    args.ion = check_ion(structure, args.ion)  # the element: "Li+" and "Li1+" mean Li
+    args.ion = check_ion(structure, args.ion, args.structure)  # the element: "Li+" and "Li1+" mean Li
     _threads(args.threads)
     predictor = EmPredictor.from_pretrained(args.model)
     analyzer = MigrationBarrierAnalyzer(

@@ -128,12 +128,13 @@ def to_structure(structure: StructureInput) -> Structure:
     return structure
 
 
-def check_ion(structure: Structure, ion: str) -> str:
+def check_ion(structure: Structure, ion: str, label: str | None = None) -> str:
     """Raise MissingIonError if no site of ``structure`` holds element ``ion``.
 
     Args:
         structure: the structure.
         ion: element symbol, optionally with a charge ("Li", "Li+", "Li1+").
+        label: the file it came from, for the message (default: its formula only).
 
     Returns:
         The element symbol ("Li").
@@ -145,8 +146,10 @@ def check_ion(structure: Structure, ion: str) -> str:
     ion = checks.normalize_species(ion)
     present = sorted({getattr(el, "symbol", str(el)) for el in structure.composition.elements})
     if ion not in present:
+        where = structure.composition.reduced_formula
+        where = f"{label} ({where})" if label else where
         raise MissingIonError(
-            f"{structure.composition.reduced_formula}: no {ion} in the structure "
+            f"{where}: no {ion} in the structure "
             f"(elements: {', '.join(present)})"
         )
     return ion

@@ -60,7 +60,7 @@ def bad_cif(directory):
     [
         (lambda d: d / "missing.cif", "Li", "no such file"),
         (bad_cif, "Li", "cannot read a structure"),
-        (lambda d: LIFEPO4, "Na", "no Na in the structure"),
+        (lambda d: LIFEPO4, "Na", "LiFePO4.cif (LiFePO4): no Na in the structure"),
     ],
     ids=["missing", "unreadable", "no-ion"],
 )
