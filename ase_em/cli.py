@@ -68,8 +68,7 @@ def check_usage(args: argparse.Namespace) -> None:
     from ase_em.folders import check_file_target, check_writable
     from ase_em.threads import resolve_threads
 
-    if hasattr(args, "threads"):
-        resolve_threads(args.threads)  # checks ASE_EM_THREADS when --threads is not given
+    resolve_threads(getattr(args, "threads", None))  # checks ASE_EM_THREADS when --threads is not given
     command = args.command
     if command == "predict":
         if args.images and (args.initial or args.final):

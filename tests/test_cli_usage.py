@@ -139,6 +139,8 @@ def test_threads_default_env_and_bad_values(monkeypatch, capsys):
     monkeypatch.setenv(THREADS_ENV, "0")
     line = one_line_exit_2(["predict", str(LFP / "initial.vasp"), str(LFP / "final.vasp")], capsys)
     assert line == f"ase-em predict: error: {THREADS_ENV}='0': must be an integer >= 1"
+    line = one_line_exit_2(["info"], capsys)  # info reports the threads: it checks the variable too
+    assert line == f"ase-em info: error: {THREADS_ENV}='0': must be an integer >= 1"
     with pytest.raises(AseEmError, match="--threads must be an integer >= 1"):
         resolve_threads(0)
 
