@@ -35,8 +35,8 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _thread_count(text: str) -> int:
-    """Type of ``--threads`` for argparse: an integer >= 1."""
+def positive_int(text: str) -> int:
+    """Type of integer options for argparse (``--threads``, counts): an integer >= 1."""
     try:
         value = int(text)
     except ValueError:
@@ -435,7 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
     def add_threads(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--threads",
-            type=_thread_count,
+            type=positive_int,
             default=None,
             help=f"torch CPU threads, >= 1 (default: ${THREADS_ENV}, else {DEFAULT_THREADS})",
         )
@@ -570,7 +570,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--include-flagged", action="store_true",
                    help="let hops outside the model's domain (too long or short, grey-zone path, no host) "
                    "into percolation")
-    p.add_argument("--orderings", type=_thread_count, default=5,  # an integer >= 1
+    p.add_argument("--orderings", type=positive_int, default=5,  # an integer >= 1
                    help="orderings drawn for a disordered structure (partial occupancies; default 5)")
     p.add_argument("--seed", type=int, default=0, help="seed of the orderings (default 0)")
     add_model(p)

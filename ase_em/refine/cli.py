@@ -9,6 +9,7 @@ import argparse
 import json
 import sys
 
+from ase_em.cli import positive_int
 from ase_em.errors import AseEmError
 from ase_em.refine.neb import DEFAULT_FMAX, DEFAULT_N_IMAGES, DEFAULT_RELAX_STEPS, DEFAULT_STEPS
 
@@ -34,11 +35,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--from", dest="from_db", default=None, metavar="DB",
                    help="screening database (ase-em screen --db): refine the hops that set the percolation "
                    "barrier of its rows and store the refined barriers in those rows")
-    p.add_argument("--rows", type=_count, nargs="+", default=None, metavar="ID",
+    p.add_argument("--rows", type=positive_int, nargs="+", default=None, metavar="ID",
                    help="with --from: the row ids (default: every row with status ok)")
     p.add_argument("--dimension", type=int, choices=[1, 2, 3], nargs="+", default=[3],
                    help="with --from: percolation dimensions whose bottleneck hops are refined (default 3)")
-    p.add_argument("--workers", type=_count, default=1, help="with --from: worker processes over hops")
+    p.add_argument("--workers", type=positive_int, default=1, help="with --from: worker processes over hops")
     p.add_argument("--ion-index", type=int, default=None, help="index of the migrating ion")
     p.add_argument("--calculator", default="sevennet-0",
                    help="potential: sevennet-0 (default; pip install 'ase-em[neb]'), emt, "
@@ -46,11 +47,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, help="torch device of the potential (default: cuda if present)")
     p.add_argument("--fmax", type=_positive, default=DEFAULT_FMAX,
                    help=f"NEB force tolerance, eV/A (default {DEFAULT_FMAX})")
-    p.add_argument("--steps", type=_count, default=DEFAULT_STEPS,
+    p.add_argument("--steps", type=positive_int, default=DEFAULT_STEPS,
                    help=f"most NEB steps (default {DEFAULT_STEPS})")
-    p.add_argument("--n-images", type=_count, default=DEFAULT_N_IMAGES,
+    p.add_argument("--n-images", type=positive_int, default=DEFAULT_N_IMAGES,
                    help=f"moving images between the endpoints (default {DEFAULT_N_IMAGES})")
-    p.add_argument("--relax-steps", type=_count, default=DEFAULT_RELAX_STEPS,
+    p.add_argument("--relax-steps", type=positive_int, default=DEFAULT_RELAX_STEPS,
                    help=f"most steps of each endpoint relaxation (default {DEFAULT_RELAX_STEPS})")
     p.add_argument("--optimizer", choices=["FIRE", "BFGS"], default="FIRE", help="NEB optimizer")
     p.add_argument("--time-limit", type=_positive, default=None, help="stop the NEB after this many seconds")
@@ -61,20 +62,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--no-network", action="store_true", help="do not predict the network's Em beside it")
     p.add_argument("--model", default=None, help="model of the network's Em (default: shipped)")
-    p.add_argument("--threads", type=_count, default=None, help="torch CPU threads, >= 1 (default 1)")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads, >= 1 (default 1)")
     p.set_defaults(func=cmd_refine)
     return p
-
-
-def _count(text: str) -> int:
-    """Type of integer options for argparse: >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1 (got {value})")
-    return value
 
 
 def _positive(text: str) -> float:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ase_em.cli import positive_int
+
 
 def cmd_screen(args: argparse.Namespace) -> int:
     """Barriers of many structures into a resumable ASE database."""
@@ -76,7 +78,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="structure files, folders, path lists, ASE dbs")
     p.add_argument("--ion", action="append", required=True, help="migrating ion (repeat for several)")
     p.add_argument("--db", required=True, help="results database (.db, ASE SQLite)")
-    p.add_argument("--workers", type=int, default=None,
+    p.add_argument("--workers", type=positive_int, default=None,
                    help="local worker processes (default: CPU count, at most 8)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="run on a Dask cluster: scheduler address (tcp://host:8786) or scheduler file")
@@ -93,7 +95,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="extra per-structure keys: CSV with an id column matched to the file stem")
     p.add_argument("--keys-id", default="id", metavar="COLUMN", help="id column of --keys (default: id)")
     p.add_argument("--model", default=None, help="model directory or shipped name (default: shipped)")
-    p.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1)")
+    p.add_argument("--threads", type=positive_int, default=1, help="torch threads per worker (default 1)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_screen)
 
