@@ -97,10 +97,7 @@ def read_structure(path: str) -> Any:
     Raises:
         StructureFileError: unreadable file, no atoms, or (extended XYZ) no periodic cell.
     """
-    import warnings
-
-    from pymatgen.core import Structure
-
+    from ase_em.disordered_network import read_average_structure
     from ase_em.errors import StructureFileError
     from ase_em.migration_graph import to_structure
 
@@ -114,15 +111,7 @@ def read_structure(path: str) -> Any:
         if not atoms.pbc.all() or atoms.cell.rank < 3:
             raise StructureFileError(f"{path}: no periodic cell (give Lattice= in the extended XYZ header)")
         return to_structure(atoms)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # CIF parser notes on rounding and site merging
-        try:
-            structure = Structure.from_file(path)
-        except Exception as exc:  # pymatgen raises many types for unreadable files
-            raise StructureFileError(f"{path}: cannot read a structure: {exc}") from None
-    if len(structure) == 0:
-        raise StructureFileError(f"{path}: holds no atoms")
-    return structure
+    return read_average_structure(path)
 
 
 def _network(structure: Any, ion: str, predictor: Any, max_distance: float, n_orderings: int,
