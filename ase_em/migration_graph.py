@@ -290,11 +290,14 @@ def migration_graph_with_em(
     struct = to_structure(structure)
     migrating_specie = check_ion(struct, migrating_specie)
     options = {"symprec": symprec, "primitive": primitive, "progress": progress}
-    mg = build_migration_graph(struct, migrating_specie, max_distance, empty_sites=bool(empty_sites), **options)
+    mg = build_migration_graph(
+        struct, migrating_specie, max_distance, empty_sites=bool(empty_sites), **options
+    )
     if empty_sites is None and mg.m_graph.graph.number_of_edges() == 0:
         logger.warning(
             "%s: no %s-%s hop shorter than %g A; adding candidate empty %s sites",
-            struct.composition.reduced_formula, migrating_specie, migrating_specie, max_distance, migrating_specie,
+            struct.composition.reduced_formula, migrating_specie, migrating_specie, max_distance,
+            migrating_specie,
         )
         mg = build_migration_graph(struct, migrating_specie, max_distance, empty_sites=True, **options)
     if mg.m_graph.graph.number_of_edges() == 0:
@@ -329,7 +332,9 @@ def _with_em_predictor(
     if average is not None:
         return disordered_network(average, migrating_specie, max_distance=max_distance, predictor=predictor,
                                   n_orderings=n_orderings, seed=seed).graph
-    return migration_graph_with_em(structure, migrating_specie, max_distance, predictor, empty_sites=empty_sites)
+    return migration_graph_with_em(
+        structure, migrating_specie, max_distance, predictor, empty_sites=empty_sites
+    )
 
 
 # The one place ase-em extends pymatgen-analysis-diffusion: a classmethod shim over the

@@ -225,7 +225,11 @@ def test_dask_local_cluster_gives_the_same_rows(reference, folder, tmp_path, one
 def test_timeout_row_and_the_run_goes_on(tmp_path):
     from pymatgen.core import Structure
 
-    slow = Structure.from_file(EXAMPLES / "LiFePO4.cif") * (2, 2, 2)  # 224 atoms: far beyond 4 s
+    # 224 atoms with one Fe nudged, so the primitive cell is the whole supercell and its
+    # symmetry is P1: hundreds of distinct hops, far beyond 4 s
+    slow = Structure.from_file(EXAMPLES / "LiFePO4.cif") * (2, 2, 2)
+    fe = next(i for i, site in enumerate(slow) if site.specie.symbol == "Fe")
+    slow.translate_sites([fe], [0.1, 0.05, 0.0], frac_coords=False)
     slow.to(filename=str(tmp_path / "a_slow.cif"))
     (tmp_path / "b_bad.cif").write_text("no structure\n")
     db = tmp_path / "t.db"
