@@ -38,6 +38,7 @@ import argparse
 import csv
 import json
 import math
+import re
 import signal
 import sys
 import time
@@ -54,6 +55,12 @@ DEFAULT_CSV = "../shared/data/obelix/train.csv"
 class StructureTimeout(Exception):
     """The per-structure time limit passed."""
 
+
+
+def _where(tb: str) -> str:
+    """The failing frame of a traceback, its path cut to the package (no paths of this machine)."""
+    line = tb.splitlines()[-3].strip()
+    return re.sub(r'File "[^"]*/(site-packages|ase_em)/', r'File "\1/', line)[:200]
 
 def _alarm(signum, frame):  # noqa: ARG001
     raise StructureTimeout
@@ -151,7 +158,7 @@ def run(args) -> None:
             rec.update(status="refused", message=str(exc).splitlines()[0])
         except Exception as exc:  # noqa: BLE001 - every failure is recorded, the run goes on
             rec.update(status="error", message=f"{type(exc).__name__}: {exc}".splitlines()[0][:300],
-                       where=traceback.format_exc().splitlines()[-3].strip()[:200])
+                       where=_where(traceback.format_exc()))
         finally:
             signal.alarm(0)
         rec["seconds"] = round(time.perf_counter() - t0, 2)
