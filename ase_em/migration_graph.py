@@ -9,8 +9,9 @@
   ``em`` and ``em_std`` (eV) to every symmetry-equivalent edge with
   ``add_data_to_similar_edges`` and calls ``assign_cost_to_graph(["em"])``, so that
   ``get_path`` ranks paths by barrier.
-* :func:`migration_graph_with_em` builds the graph (``MigrationGraph.with_distance``)
-  and labels it.
+* :func:`migration_graph_with_em` builds the graph on the primitive cell
+  (:func:`ase_em.structures.network.build_migration_graph`, the hop groups of
+  ``MigrationGraph.with_distance`` in about linear time) and labels it.
 
 Supercell rule: the supercell is a diagonal repetition ``n_i`` of the Niggli-reduced
 cell, the smallest one whose three perpendicular widths (distances between opposite
