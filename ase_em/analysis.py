@@ -17,6 +17,7 @@ unless ``include_flagged=True``, as blocked hops always are.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from dataclasses import asdict, dataclass
@@ -41,11 +42,14 @@ from ase_em.migration_graph import (
     to_structure,
 )
 from ase_em.percolation import PeriodicEdge, percolation_barriers
+from ase_em.structures.sites import is_empty_site
 
 if TYPE_CHECKING:
     from pymatgen.analysis.diffusion.neb.full_path_mapper import MigrationGraph
 
     from ase_em.predictor import EmPredictor
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,8 @@ class HopRow:
         reasons: one sentence per flag.
         used: whether percolation and path finding use the hop (not blocked, and no
             excluding flag unless flagged hops are included).
+        into_empty_site: whether the hop ends on a candidate empty site of the ion
+            (:mod:`ase_em.structures.sites`).
     """
 
     label: int
@@ -74,6 +80,7 @@ class HopRow:
     flags: tuple[str, ...] = ()
     reasons: tuple[str, ...] = ()
     used: bool = True
+    into_empty_site: bool = False
 
 
 def graph_percolation_barriers(
@@ -112,8 +119,10 @@ class MigrationBarrierAnalyzer:
         include_flagged: let hops outside the model's domain (an excluding flag) into
             percolation and path finding.
         empty_sites: add candidate empty sites of the ion as nodes (True), never (False),
-            or only when no two occupied sites are within ``max_distance`` (None); see
-            :func:`ase_em.migration_graph.migration_graph_with_em`.
+            or (None) when no two occupied sites are within ``max_distance`` or when the
+            hops between occupied sites do not percolate in any dimension inside the
+            model's domain (the graph is then built again with them and kept if it
+            percolates; ``empty_sites_note`` says so).
         progress: show progress bars (hop grouping, predictions).
         n_orderings: orderings drawn when the structure has partial occupancies
             (:mod:`ase_em.disordered_network`; candidate sites: every ion site).
@@ -127,6 +136,7 @@ class MigrationBarrierAnalyzer:
             (disordered input: median over orderings, ``em_std`` with their spread).
         disorder: the :class:`ase_em.disordered_network.DisorderedNetwork` of a disordered
             input (per-ordering values, spreads), else None.
+        empty_sites_note: why candidate empty sites were added automatically, else None.
     """
 
     def __init__(
@@ -145,28 +155,62 @@ class MigrationBarrierAnalyzer:
         seed: int = DEFAULT_SEED,
     ) -> None:
         """Build and label the migration graph (one prediction per unique hop)."""
-        # Partial occupancies: seeded orderings, barriers aggregated over them
-        # (ase_em.disordered_network); the graph then carries the medians.
-        self.disorder: DisorderedNetwork | None = None
-        average = disordered_input(structure)
-        if average is not None:
-            self.disorder = disordered_network(
-                average, ion, max_distance=max_distance, predictor=predictor, min_length=min_length,
-                symprec=symprec, n_orderings=n_orderings, seed=seed, include_flagged=include_flagged,
-                progress=progress,
-            )
-            self.structure, self.graph = self.disorder.structure, self.disorder.graph
-        else:
-            self.structure = to_structure(structure)
-            check_ion(self.structure, ion)
-            self.graph = migration_graph_with_em(
-                self.structure, ion, max_distance, predictor, min_length=min_length, symprec=symprec,
-                empty_sites=empty_sites, progress=progress,
-            )
         self.ion = ion
         self.max_distance = float(max_distance)
         self.include_flagged = bool(include_flagged)
+        options = {
+            "max_distance": max_distance, "predictor": predictor, "min_length": min_length,
+            "symprec": symprec, "n_orderings": n_orderings, "seed": seed, "progress": progress,
+        }
+        average = disordered_input(structure)
+        if average is None:
+            structure = to_structure(structure)
+            check_ion(structure, ion)
+        self.empty_sites_note: str | None = None
+        self._build(average, structure, empty_sites, options)
+        if empty_sites is None and not self.has_empty_sites and not any(
+            e is not None for e in self.percolation.values()
+        ):
+            # Auto: the occupied sites alone do not percolate inside the model's domain, so
+            # the path may run through sites empty in the ordered crystal: add them and keep
+            # that graph if it percolates (both graphs' hops between occupied sites agree).
+            first = (self.structure, self.graph, self.disorder)
+            self._build(average, structure, True, options)
+            if any(e is not None for e in self.percolation.values()):
+                self.empty_sites_note = (
+                    "candidate empty sites added: the occupied sites alone do not percolate "
+                    "inside the model's domain"
+                )
+                logger.warning("%s: %s", self.structure.composition.reduced_formula, self.empty_sites_note)
+            else:
+                self.structure, self.graph, self.disorder = first
+                self.__dict__.pop("percolation", None)
+                self.__dict__.pop("hops", None)
+
+    def _build(self, average, structure, empty_sites: bool | None, options: dict[str, Any]) -> None:
+        """Label the graph of ``average`` (disordered) or ``structure`` (ordered)."""
+        for cached in ("percolation", "hops"):
+            self.__dict__.pop(cached, None)
+        self.disorder: DisorderedNetwork | None = None
+        if average is not None:
+            # partial occupancies: seeded orderings, barriers aggregated over them
+            self.disorder = disordered_network(
+                average, self.ion, include_flagged=self.include_flagged, empty_sites=empty_sites, **options
+            )
+            self.structure, self.graph = self.disorder.structure, self.disorder.graph
+        else:
+            self.structure = structure
+            self.graph = migration_graph_with_em(
+                structure, self.ion, options["max_distance"], options["predictor"],
+                min_length=options["min_length"], symprec=options["symprec"],
+                empty_sites=empty_sites, progress=options["progress"],
+            )
         set_path_costs(self.graph, include_flagged=self.include_flagged)
+
+    @property
+    def has_empty_sites(self) -> bool:
+        """Whether the graph has candidate empty sites of the ion as nodes."""
+        return any(is_empty_site(site) for site in self.graph.only_sites)
 
     @cached_property
     def hops(self) -> list[HopRow]:
@@ -189,6 +233,7 @@ class MigrationBarrierAnalyzer:
                     flags=flags,
                     reasons=tuple(d.get("em_flag_reasons", ())),
                     used=not blocked and (self.include_flagged or not excluded(flags)),
+                    into_empty_site=is_empty_site(d["hop"].esite) or is_empty_site(d["hop"].isite),
                 )
             )
         return sorted(rows, key=lambda r: (r.length, r.label))
@@ -222,6 +267,8 @@ class MigrationBarrierAnalyzer:
             "hops": [asdict(r) for r in self.hops],
             "percolation": {f"{d}D": e for d, e in self.percolation.items()},
             "percolation_flags": list(self.structure_flags),
+            "empty_sites": self.has_empty_sites,
+            "empty_sites_note": self.empty_sites_note,
             "disorder": None if self.disorder is None else {
                 **self.disorder.disorder_summary(),
                 "hops": [
@@ -235,19 +282,22 @@ class MigrationBarrierAnalyzer:
 
     def format_table(self) -> str:
         """The hop table (with each hop's flags) and the percolation barriers as text."""
-        lines = [f"{'hop':>4} {'length/A':>9} {'Em/eV':>7} {'std/eV':>7} {'per cell':>8} {'used':>4}  flags"]
+        lines = [f"{'hop':>4} {'length/A':>9} {'Em/eV':>7} {'std/eV':>7} {'per cell':>8} {'used':>4} {'to':>5}  flags"]
         for r in self.hops:
             em = "blocked" if r.em is None else f"{r.em:.3f}"
             std = "-" if r.em_std is None else f"{r.em_std:.3f}"
             flags = ",".join(r.flags) or "-"
             used = "yes" if r.used else "no"
+            to = "empty" if r.into_empty_site else "ion"
             lines.append(
-                f"{r.label:>4} {r.length:>9.3f} {em:>7} {std:>7} {r.multiplicity:>8} {used:>4}  {flags}"
+                f"{r.label:>4} {r.length:>9.3f} {em:>7} {std:>7} {r.multiplicity:>8} {used:>4} {to:>5}  {flags}"
             )
         perc = "  ".join(
             f"{d}D {'none' if e is None else f'{e:.3f}'}" for d, e in self.percolation.items()
         )
         lines.append(f"percolation barrier (eV): {perc}")
+        if self.empty_sites_note:
+            lines.append(f"note: {self.empty_sites_note} (--empty-sites no leaves them out)")
         if self.disorder is not None:
             net = self.disorder
             spread = "  ".join(

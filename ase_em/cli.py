@@ -565,8 +565,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--plot", default=None, help="draw the hop network coloured by Em into this PNG")
     p.add_argument("--empty-sites", choices=["auto", "yes", "no"], default="auto",
-                   help="candidate empty ion sites as nodes (auto: only when no two occupied sites are "
-                   "within --max-distance; docs/pymatgen.md)")
+                   help="candidate empty ion sites as nodes (auto: when no two occupied sites are "
+                   "within --max-distance, or when the occupied sites alone do not percolate; "
+                   "docs/pymatgen.md)")
     p.add_argument("--include-flagged", action="store_true",
                    help="let hops outside the model's domain (too long or short, grey-zone path, no host) "
                    "into percolation")

@@ -1,8 +1,8 @@
 """Hop barriers of a disordered crystal: one hop graph, several orderings, median and spread.
 
 The hop graph is built once, on the average structure's primitive cell, with every
-candidate ion site (:func:`ase_em.disorder.ion_sites`) as a node (and, only when no two of
-them are within ``max_distance``, the framework's empty sites of
+candidate ion site (:func:`ase_em.disorder.ion_sites`) as a node (and, when asked or when
+no two of them are within ``max_distance``, the framework's empty sites of
 :mod:`ase_em.structures.sites`, always empty in every ordering): ``MigrationGraph``
 groups the hops by the average structure's symmetry, so a hop label means the same hop in
 every ordering. Then, for each ordering (:func:`ase_em.disorder.sample_orderings`, drawn in
@@ -236,6 +236,7 @@ def disordered_network(
     max_atoms: int = MAX_SUPERCELL_ATOMS,
     max_seconds: float = MAX_SECONDS,
     include_flagged: bool = False,
+    empty_sites: bool | None = None,
     progress: bool = False,
 ) -> DisorderedNetwork:
     """Barriers of every hop of ``ion`` in a disordered crystal (module docstring).
@@ -253,6 +254,9 @@ def disordered_network(
         max_seconds: cap on the time spent (checked between stages).
         include_flagged: let bands outside the model's domain (a flag of
             :data:`ase_em.domain.EXCLUDING_FLAGS`) into each ordering's percolation.
+        empty_sites: add the framework's candidate empty sites of the ion as nodes (True),
+            never (False), or only when no two candidate sites are within
+            ``max_distance`` (None).
         progress: show a progress bar for the predictions.
 
     Returns:
@@ -276,8 +280,9 @@ def disordered_network(
     except Exception as exc:  # noqa: BLE001 - a failed reduction keeps the cell as given
         logger.warning("%s: primitive cell not found (%s); using the cell as given", formula, exc)
     skel = skeleton(average, ion, merge_radius=MERGE_RADIUS)
-    mg = build_migration_graph(skel, ion, max_distance, symprec=symprec, primitive=False)
-    if mg.m_graph.graph.number_of_edges() == 0:
+    mg = build_migration_graph(skel, ion, max_distance, symprec=symprec, primitive=False,
+                               empty_sites=bool(empty_sites))
+    if empty_sites is None and mg.m_graph.graph.number_of_edges() == 0:
         # no two candidate sites within max_distance (a NASICON's M1 sites): add the
         # framework's empty sites, as for an ordered crystal (ase_em.structures.sites)
         mg = build_migration_graph(

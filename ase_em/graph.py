@@ -6,7 +6,11 @@ construction are alignn's (``alignn.torch_graph_builder``); two steps are ours:
 * ties at the ``max_neighbors``-th distance are all kept (as the original DGL ALIGNN
   did), where alignn's torch builder cuts ties by atom order; so a permuted or translated
   band gives the same graph and the same barrier;
-* an optional crop keeps the atoms within ``crop_radius`` of the ion images.
+* an optional crop keeps the atoms within ``crop_radius`` of the ion images. The crop is
+  decided first and neighbours are searched only from the kept atoms (to every atom, so
+  each kept atom's nearest neighbours are the same); edges come out in the order of
+  alignn's full search, so the graph is the one the full search and a crop would give, in
+  a fraction of the time on a 300-1000 atom vacancy supercell.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import torch
 from alignn.torch_graph_builder import (
     TorchGraph,
     _line_graph_edges,
+    _torch_periodic_shifts,
     batch_torch_graph_pairs,
     torch_neighbor_list,
 )
@@ -121,13 +126,18 @@ def build_graph(band: Atoms, config: GraphConfig, *, n_ion_images: int = N_IMAGE
     positions = torch.as_tensor(band.positions, dtype=torch.float64)  # (N, 3)
     lattice = torch.as_tensor(np.asarray(band.cell), dtype=torch.float64)  # (3, 3)
     z = torch.as_tensor(band.numbers, dtype=torch.long)
-    src, dst, _, r = torch_neighbor_list(
-        positions, lattice, config.cutoff, max_neighbors=None, use_matscipy_topology=False
-    )
+    if config.crop_radius is not None and n_ion_images > 0:
+        kept = _near_ion_images(positions, lattice, config.crop_radius)  # (N,) bool
+        src, dst, r = _neighbours_from(positions, lattice, config.cutoff, kept)
+    else:
+        kept = None
+        src, dst, _, r = torch_neighbor_list(
+            positions, lattice, config.cutoff, max_neighbors=None, use_matscipy_topology=False
+        )
     keep = _nearest_with_ties(src, r.norm(dim=1), config.max_neighbors, len(band))
     src, dst, r = src[keep], dst[keep], r[keep]
-    if config.crop_radius is not None and n_ion_images > 0:
-        src, dst, r, z = _crop(positions, lattice, src, dst, r, z, config.crop_radius)
+    if kept is not None:
+        src, dst, r, z = _crop(kept, src, dst, r, z)
     lg_src, lg_dst = _line_graph_edges(src, dst, int(z.shape[0]))
     return BandGraph(z=z, src=src, dst=dst, r=r.float(), lg_src=lg_src, lg_dst=lg_dst, n_ion=n_ion_images)
 
@@ -143,14 +153,54 @@ def _nearest_with_ties(src: torch.Tensor, dist: torch.Tensor, k: int, n: int) ->
     return torch.nonzero(dist <= limit[src] + TIE_TOLERANCE).squeeze(-1)
 
 
-def _crop(positions, lattice, src, dst, r, z, radius):
-    """Keep atoms within ``radius`` of any ion image (minimum image); renumber."""
+def _near_ion_images(positions: torch.Tensor, lattice: torch.Tensor, radius: float) -> torch.Tensor:
+    """(N,) mask of the atoms within ``radius`` of any ion image (minimum image), images included."""
     frac = positions @ torch.linalg.inv(lattice)
     d = frac[:, None, :] - frac[None, :N_IMAGES, :]  # (N, 5, 3)
     d = d - torch.round(d)
     dist = (d @ lattice).norm(dim=-1).min(dim=1).values  # (N,)
     keep = dist <= radius
     keep[:N_IMAGES] = True
+    return keep
+
+
+def _neighbours_from(
+    positions: torch.Tensor, lattice: torch.Tensor, cutoff: float, sources: torch.Tensor, self_tol: float = 1e-8
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Every neighbour within ``cutoff`` of the atoms in ``sources``: alignn's search, restricted.
+
+    Written out (not a call to alignn) because alignn searches from every atom; this is
+    its search (``torch_neighbor_list``: periodic shifts, the same distance test) over the
+    source atoms only, and the edges are put in the order alignn's full search gives
+    (source chunk, shift, source, neighbour), so the graph matches edge for edge.
+
+    Args:
+        positions: (N, 3) Cartesian positions (A), float64.
+        lattice: (3, 3) cell rows (A).
+        cutoff: neighbour cutoff (A).
+        sources: (N,) bool mask of the atoms searched from.
+
+    Returns:
+        src, dst: (E,) atom indices; r: (E, 3) bond vectors (A).
+    """
+    n = int(positions.shape[0])
+    shifts = _torch_periodic_shifts(lattice, cutoff)  # (K, 3)
+    offs = shifts @ lattice  # (K, 3)
+    idx = torch.nonzero(sources).squeeze(-1)  # (S,)
+    rvec = positions[None, None, :, :] + offs[:, None, None, :] - positions[idx][None, :, None, :]  # (K, S, N, 3)
+    dist2 = rvec.pow(2).sum(-1)
+    k_idx, i_local, dst = torch.where((dist2 <= float(cutoff) ** 2) & (dist2 > self_tol))
+    src = idx[i_local]
+    # alignn's chunks of source atoms (its memory rule) come first in its edge order
+    chunk = max(1, min(512, 2**30 // max(int(shifts.shape[0]) * n, 1)))
+    order = torch.argsort(src // chunk, stable=True)
+    src, dst, k_idx = src[order], dst[order], k_idx[order]
+    r = positions[dst] - positions[src] + offs[k_idx]
+    return src, dst, r
+
+
+def _crop(keep: torch.Tensor, src, dst, r, z):
+    """Keep the edges between kept atoms; renumber the atoms."""
     new_index = torch.full((len(keep),), -1, dtype=torch.long)
     new_index[keep] = torch.arange(int(keep.sum()))
     edge = keep[src] & keep[dst]

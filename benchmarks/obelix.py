@@ -17,8 +17,9 @@ counted). Censored conductivities ("<1E-10") enter at their bound. A good barrie
 negative correlation (higher barrier, lower conductivity). Conductivity only measures the
 method here; it never trains the model.
 
-ase-em: ordered CIFs go through ``MigrationBarrierAnalyzer``; disordered ones through
-``ase_em.disordered_network`` (``--orderings`` orderings, seed 0). BVlain (``pip install
+ase-em: every CIF goes through ``MigrationBarrierAnalyzer``, as ``ase-em network`` does
+(disordered ones: ``--orderings`` orderings, seed 0; candidate empty sites added when the
+occupied sites alone do not percolate). BVlain (``pip install
 bvlain``; not a dependency of ase-em) reads ordered structures only: it gets the CIF when it
 is ordered, else the first ordering drawn by ``ase_em.disorder.sample_orderings`` in the
 smallest supercell at least ``--bv-width`` A wide, with oxidation states from pymatgen's
@@ -30,6 +31,9 @@ subset. Run each tool in the background, one thread::
     OMP_NUM_THREADS=1 timeout 6000 python benchmarks/obelix.py --tool ase-em --out docs/study/obelix_ase_em.jsonl
     OMP_NUM_THREADS=1 timeout 6000 python benchmarks/obelix.py --tool bvlain --out docs/study/obelix_bvlain.jsonl
     python benchmarks/obelix.py --report docs/study/obelix_ase_em.jsonl docs/study/obelix_bvlain.jsonl
+
+After a change to the method, ``--redo "no percolation" timeout`` runs again only the
+structures last recorded with those statuses (the report reads each structure's latest line).
 """
 
 from __future__ import annotations
@@ -75,25 +79,26 @@ def percolation_choice(perc: dict[str, float | None]) -> tuple[float | None, str
 
 
 def run_ase_em(path: Path, predictor, args) -> dict:
-    """ase-em on one CIF: percolation barriers (eV) and the disorder summary."""
+    """ase-em on one CIF, as ``ase-em network``: percolation barriers (eV) and the disorder summary."""
     from ase_em.analysis import MigrationBarrierAnalyzer
-    from ase_em.disordered_network import disordered_network, read_average_structure
+    from ase_em.disordered_network import read_average_structure
 
     structure = read_average_structure(path)
-    if structure.is_ordered:
-        an = MigrationBarrierAnalyzer(structure, "Li", predictor=predictor)
-        perc = {f"{d}D": e for d, e in an.percolation.items()}
-        return {"disordered": False, "percolation": perc, "n_hops": len(an.hops)}
-    net = disordered_network(structure, "Li", predictor=predictor, n_orderings=args.orderings, seed=0)
-    return {
-        "disordered": True,
-        "percolation": {f"{d}D": e for d, e in net.percolation.items()},
-        "percolation_spread": {f"{d}D": e for d, e in net.percolation_spread.items()},
-        "n_hops": len(net.hops),
-        "n_orderings": net.n_orderings,
-        "missing_atoms": net.missing,
-        "n_candidate_sites": net.n_sites,
+    an = MigrationBarrierAnalyzer(structure, "Li", predictor=predictor, n_orderings=args.orderings, seed=0)
+    rec = {
+        "disordered": an.disorder is not None,
+        "percolation": {f"{d}D": e for d, e in an.percolation.items()},
+        "n_hops": len(an.hops),
+        "empty_sites": an.has_empty_sites,
+        "empty_sites_fallback": an.empty_sites_note is not None,
     }
+    if an.disorder is not None:
+        net = an.disorder
+        rec.update(
+            percolation_spread={f"{d}D": e for d, e in net.percolation_spread.items()},
+            n_orderings=net.n_orderings, missing_atoms=net.missing, n_candidate_sites=net.n_sites,
+        )
+    return rec
 
 
 def run_bvlain(path: Path, args) -> dict:
@@ -132,6 +137,13 @@ def run(args) -> None:
     order = np.random.default_rng(0).permutation(len(cifs))
     if args.reverse:  # a second worker from the other end; records are keyed by ID
         order = order[::-1]
+    if args.redo:  # run again the structures whose latest record has one of these statuses
+        latest = {}
+        for line in out.read_text().splitlines():
+            if line.strip():
+                r = json.loads(line)
+                latest[r["id"]] = r["status"]
+        done -= {i for i, st in latest.items() if st in args.redo}
     todo = [cifs[i] for i in order if cifs[i].stem not in done][: args.limit]
     print(f"{len(done)} done, {len(todo)} to do -> {out}", flush=True)
     predictor = None
@@ -244,6 +256,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bv-width", type=float, default=7.0, help="smallest width (A) of BVlain's ordering")
     ap.add_argument("--bv-encut", type=float, default=10.0, help="BVlain's energy cut-off (eV)")
     ap.add_argument("--limit", type=int, default=None, help="at most this many new structures")
+    ap.add_argument("--redo", nargs="+", default=None, metavar="STATUS",
+                    help="run again the structures last recorded with this status (e.g. timeout)")
     ap.add_argument("--reverse", action="store_true", help="visit the structures in reverse order")
     ap.add_argument("--report", nargs="+", default=None, help="results files to summarise")
     args = ap.parse_args(argv)

@@ -4,7 +4,10 @@ Structures are built from published lattice and Wyckoff data:
 * layered LiCoO2, R-3m, a = 2.816, c = 14.05 A, Li 3a, Co 3b, O 6c z = 0.2396;
 * the Li3 garnet Li3Nd3Te2O12, Ia-3d, a = 12.5625 A (OBELiX row bqx), Nd 24c, Te 16a, Li 24d,
   O 96h at the position of the ordered garnet Li5La3Ta2O12 (OBELiX CIF hcm);
-* NASICON LiGe2(PO4)3, R-3c, a = 8.2706, c = 20.4652 A (OBELiX CIF ldx, ICSD 263767), Li on M1 (6b).
+* NASICON LiGe2(PO4)3, R-3c, a = 8.2706, c = 20.4652 A (OBELiX CIF ldx, ICSD 263767), Li on M1 (6b);
+* the argyrodite Li6PS5Br, F-43m, a = 10.03 A, Li split over 48h (0.0235, 0.2008, 0.7992) at 0.441
+  and 24g (0.0042, 1/4, 3/4) at 0.118, P 4b, S 4d and 16e (x = 0.1205), Br 4a (the sites of
+  OBELiX CIF c6e, Li6PS4.2Se0.8Br, with Se replaced by S).
 """
 
 from __future__ import annotations
@@ -222,3 +225,36 @@ def test_auto_adds_empty_sites_only_when_occupied_sites_have_no_hop(nasicon, lic
     assert any(s.properties.get(EMPTY_SITE) for s in mg.only_sites)
     mg = migration_graph_with_em(licoo2, "Li", 3.0, tiny_predictor)
     assert not any(s.properties.get(EMPTY_SITE) for s in mg.only_sites)
+
+
+@pytest.fixture(scope="module")
+def argyrodite() -> Structure:
+    return Structure.from_spacegroup(
+        "F-43m", Lattice.cubic(10.03), [{"Li": 0.441}, {"Li": 0.118}, "P", "S", "S", "Br"],
+        [[0.0235, 0.2008, 0.7992], [0.0042, 0.25, 0.75], [0, 0, 0.5], [0.25, 0.25, 0.75],
+         [0.1205, 0.1205, 0.3795], [0, 0, 0]],
+    )
+
+
+def test_auto_adds_empty_sites_when_occupied_sites_do_not_percolate(argyrodite, shipped_predictor):
+    # The argyrodite's split Li sites merge into one candidate site per 24g; the intercage
+    # hop between them passes close to S (grey zone, left out), so without empty sites
+    # nothing percolates; auto adds the interstitial sites and percolates through them.
+    from ase_em.analysis import MigrationBarrierAnalyzer
+
+    options = {"predictor": shipped_predictor, "n_orderings": 2}
+    without = MigrationBarrierAnalyzer(argyrodite, "Li", empty_sites=False, **options)
+    assert without.percolation == {1: None, 2: None, 3: None}
+    assert not without.has_empty_sites and without.empty_sites_note is None
+    assert any("path_grey_zone" in r.flags and not r.used for r in without.hops)
+
+    auto = MigrationBarrierAnalyzer(argyrodite, "Li", **options)
+    assert auto.has_empty_sites and "do not percolate" in auto.empty_sites_note
+    into_empty = [r for r in auto.hops if r.into_empty_site]
+    assert into_empty and any(r.used for r in into_empty)
+    assert auto.percolation[3] is not None and 0.05 < auto.percolation[3] < 1.0
+    # the 3D barrier is set by a hop in use, and at least one hop into an empty site is needed
+    used = [r.em for r in auto.hops if r.used]
+    assert auto.percolation[3] >= min(used) - 0.05
+    assert "to" in auto.format_table().splitlines()[1] and "note: candidate empty sites added" in auto.format_table()
+    assert auto.to_dict()["empty_sites"] is True

@@ -55,3 +55,41 @@ def test_each_atom_keeps_at_least_k_neighbours(endpoints, k):
     g = build_graph(band, GraphConfig(max_neighbors=k))
     counts = np.bincount(g.src.numpy(), minlength=len(band))
     assert counts.min() >= k
+
+
+def _reference_cropped_graph(band, config):
+    """The crop as first written: alignn's search from every atom, nearest neighbours, then crop."""
+    import torch
+    from alignn.torch_graph_builder import _line_graph_edges, torch_neighbor_list
+
+    from ase_em.graph import _crop, _near_ion_images, _nearest_with_ties
+
+    positions = torch.as_tensor(band.positions, dtype=torch.float64)
+    lattice = torch.as_tensor(np.asarray(band.cell), dtype=torch.float64)
+    src, dst, _, r = torch_neighbor_list(positions, lattice, config.cutoff, max_neighbors=None)
+    keep = _nearest_with_ties(src, r.norm(dim=1), config.max_neighbors, len(band))
+    kept = _near_ion_images(positions, lattice, config.crop_radius)
+    src, dst, r, z = _crop(kept, src[keep], dst[keep], r[keep], torch.as_tensor(band.numbers))
+    return src, dst, r.float(), z, _line_graph_edges(src, dst, int(z.shape[0]))
+
+
+@pytest.mark.parametrize("radius", [3.0, 5.0])
+@pytest.mark.parametrize("crystal", ["rocksalt", "LiFePO4"])
+def test_cropped_search_gives_the_full_search_graph_edge_for_edge(endpoints, radius, crystal):
+    # searching only from the kept atoms must give the very graph of the full search
+    # followed by the crop (LiFePO4: the shipped example, a 111-atom host)
+    from pathlib import Path
+
+    from ase.io import read
+
+    if crystal == "LiFePO4":
+        here = Path(__file__).resolve().parents[1] / "examples" / "LiFePO4"
+        endpoints = (read(here / "initial.vasp"), read(here / "final.vasp"))
+    config = GraphConfig(max_neighbors=8, crop_radius=radius)
+    band = build_band(Hop.from_endpoints(*endpoints))
+    g = build_graph(band, config)
+    src, dst, r, z, (lg_src, lg_dst) = _reference_cropped_graph(band, config)
+    assert g.src.tolist() == src.tolist() and g.dst.tolist() == dst.tolist()
+    assert g.z.tolist() == z.tolist()
+    np.testing.assert_allclose(g.r.numpy(), r.numpy(), atol=1e-6)
+    assert g.lg_src.tolist() == lg_src.tolist() and g.lg_dst.tolist() == lg_dst.tolist()
