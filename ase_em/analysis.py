@@ -282,7 +282,8 @@ class MigrationBarrierAnalyzer:
 
     def format_table(self) -> str:
         """The hop table (with each hop's flags) and the percolation barriers as text."""
-        lines = [f"{'hop':>4} {'length/A':>9} {'Em/eV':>7} {'std/eV':>7} {'per cell':>8} {'used':>4} {'to':>5}  flags"]
+        lines = [f"{'hop':>4} {'length/A':>9} {'Em/eV':>7} {'std/eV':>7} {'per cell':>8} {'used':>4} "
+                 f"{'to':>5}  flags"]
         for r in self.hops:
             em = "blocked" if r.em is None else f"{r.em:.3f}"
             std = "-" if r.em_std is None else f"{r.em_std:.3f}"
@@ -290,7 +291,8 @@ class MigrationBarrierAnalyzer:
             used = "yes" if r.used else "no"
             to = "empty" if r.into_empty_site else "ion"
             lines.append(
-                f"{r.label:>4} {r.length:>9.3f} {em:>7} {std:>7} {r.multiplicity:>8} {used:>4} {to:>5}  {flags}"
+                f"{r.label:>4} {r.length:>9.3f} {em:>7} {std:>7} {r.multiplicity:>8} {used:>4} "
+                f"{to:>5}  {flags}"
             )
         perc = "  ".join(
             f"{d}D {'none' if e is None else f'{e:.3f}'}" for d, e in self.percolation.items()

@@ -165,7 +165,8 @@ def _near_ion_images(positions: torch.Tensor, lattice: torch.Tensor, radius: flo
 
 
 def _neighbours_from(
-    positions: torch.Tensor, lattice: torch.Tensor, cutoff: float, sources: torch.Tensor, self_tol: float = 1e-8
+    positions: torch.Tensor, lattice: torch.Tensor, cutoff: float, sources: torch.Tensor,
+    self_tol: float = 1e-8,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Every neighbour within ``cutoff`` of the atoms in ``sources``: alignn's search, restricted.
 
@@ -179,6 +180,7 @@ def _neighbours_from(
         lattice: (3, 3) cell rows (A).
         cutoff: neighbour cutoff (A).
         sources: (N,) bool mask of the atoms searched from.
+        self_tol: squared distances (A^2) at or below this are an atom itself (alignn's rule).
 
     Returns:
         src, dst: (E,) atom indices; r: (E, 3) bond vectors (A).
@@ -187,7 +189,8 @@ def _neighbours_from(
     shifts = _torch_periodic_shifts(lattice, cutoff)  # (K, 3)
     offs = shifts @ lattice  # (K, 3)
     idx = torch.nonzero(sources).squeeze(-1)  # (S,)
-    rvec = positions[None, None, :, :] + offs[:, None, None, :] - positions[idx][None, :, None, :]  # (K, S, N, 3)
+    # (K, S, N, 3): every source atom to every atom in every shifted cell
+    rvec = positions[None, None, :, :] + offs[:, None, None, :] - positions[idx][None, :, None, :]
     dist2 = rvec.pow(2).sum(-1)
     k_idx, i_local, dst = torch.where((dist2 <= float(cutoff) ** 2) & (dist2 > self_tol))
     src = idx[i_local]

@@ -28,8 +28,9 @@ BVAnalyzer (BVlain's own check).
 Structures are visited in a seeded random order, so a run stopped early covers a random
 subset. Run each tool in the background, one thread::
 
-    OMP_NUM_THREADS=1 timeout 6000 python benchmarks/obelix.py --tool ase-em --out docs/study/obelix_ase_em.jsonl
-    OMP_NUM_THREADS=1 timeout 6000 python benchmarks/obelix.py --tool bvlain --out docs/study/obelix_bvlain.jsonl
+    export OMP_NUM_THREADS=1
+    timeout 6000 python benchmarks/obelix.py --tool ase-em --out docs/study/obelix_ase_em.jsonl
+    timeout 6000 python benchmarks/obelix.py --tool bvlain --out docs/study/obelix_bvlain.jsonl
     python benchmarks/obelix.py --report docs/study/obelix_ase_em.jsonl docs/study/obelix_bvlain.jsonl
 
 After a change to the method, ``--redo "no percolation" timeout`` runs again only the
@@ -114,7 +115,8 @@ def run_bvlain(path: Path, args) -> dict:
     disordered = not structure.is_ordered
     if disordered:
         prim = structure.get_primitive_structure()
-        structure = sample_orderings(prim, supercell_matrix(prim.lattice, args.bv_width), n=1, seed=0)[0].structure
+        cell = supercell_matrix(prim.lattice, args.bv_width)
+        structure = sample_orderings(prim, cell, n=1, seed=0)[0].structure
     calc = Lain(verbose=False)
     calc.read_atoms(AseAtomsAdaptor.get_atoms(structure))
     calc.bvse_distribution(mobile_ion="Li1+")
@@ -199,9 +201,17 @@ def conductivities(csv_path: str) -> dict[str, tuple[float, bool]]:
     return out
 
 
+def _spearman(recs: dict, ids: list[str], sigma: dict) -> float:
+    """Spearman rank correlation of the barriers of ``ids`` with their log10 conductivity."""
+    from scipy.stats import spearmanr
+
+    if len(ids) < 3:
+        return float("nan")
+    return float(spearmanr([recs[i]["barrier"] for i in ids], [sigma[i][0] for i in ids])[0])
+
+
 def report(paths: list[str], csv_path: str) -> None:
     """Print coverage, timing and Spearman for each results file (markdown)."""
-    from scipy.stats import spearmanr
 
     sigma = conductivities(csv_path)
     runs = {}
@@ -222,8 +232,8 @@ def report(paths: list[str], csv_path: str) -> None:
         status = [r["status"] for r in recs.values()]
         secs = np.array([r["seconds"] for r in recs.values()])
         ids = [i for i, r in recs.items() if r.get("barrier") is not None and i in sigma]
-        rho = spearmanr([recs[i]["barrier"] for i in ids], [sigma[i][0] for i in ids])[0] if len(ids) > 2 else float("nan")
-        rho_c = spearmanr([recs[i]["barrier"] for i in both], [sigma[i][0] for i in both])[0] if len(both) > 2 else float("nan")
+        rho = _spearman(recs, ids, sigma)
+        rho_c = _spearman(recs, both, sigma)
         tool = next(iter(recs.values()))["tool"] if recs else p
 
         def c(s, status=status, n=n):

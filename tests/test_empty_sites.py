@@ -256,5 +256,6 @@ def test_auto_adds_empty_sites_when_occupied_sites_do_not_percolate(argyrodite, 
     # the 3D barrier is set by a hop in use, and at least one hop into an empty site is needed
     used = [r.em for r in auto.hops if r.used]
     assert auto.percolation[3] >= min(used) - 0.05
-    assert "to" in auto.format_table().splitlines()[1] and "note: candidate empty sites added" in auto.format_table()
+    table = auto.format_table()
+    assert " to " in table.splitlines()[1] and "note: candidate empty sites added" in table
     assert auto.to_dict()["empty_sites"] is True
