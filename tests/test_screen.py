@@ -152,6 +152,8 @@ def test_screen_rows_match_the_analyzer(reference, folder, one_torch_thread):
                 assert row[f"em_{d}d"] == pytest.approx(an.percolation[d], abs=1e-6)
         assert row["em_min"] == pytest.approx(min(h.em for h in an.hops if h.em is not None), abs=1e-6)
         assert row["n_hops"] == len(an.hops) == len(row["hops"])
+        assert row["empty_sites"] is an.has_empty_sites
+        assert [h["into_empty_site"] for h in row["hops"]] == [h.into_empty_site for h in an.hops]
         # the bottleneck hop's uncertainty goes with each percolation barrier
         stds = {h.em: h.em_std for h in an.hops if h.em is not None and h.used}
         assert row["em_1d_std"] == pytest.approx(stds[an.percolation[1]], abs=1e-6)

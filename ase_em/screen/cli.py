@@ -88,7 +88,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="finish an interrupted screen: skip units already done")
     p.add_argument("--retry", action="store_true", help="with --resume: redo error and timeout rows too")
     p.add_argument("--max-distance", type=float, default=5.0, help="longest ion-ion hop (A; default 5)")
-    p.add_argument("--orderings", type=int, default=5,
+    p.add_argument("--orderings", type=positive_int, default=5,
                    help="orderings drawn for a disordered structure (partial occupancies; default 5)")
     p.add_argument("--seed", type=int, default=0, help="seed of the first ordering (default 0)")
     p.add_argument("--keys", default=None, metavar="CSV",

@@ -115,8 +115,9 @@ def read_structure(path: str) -> Any:
 
 
 def _network(structure: Any, ion: str, predictor: Any, max_distance: float, n_orderings: int,
-             seed: int) -> tuple[list[Any], dict[int, float | None], dict[int, float | None], int]:
-    """Hop rows, percolation barriers, their spread over orderings, and orderings used.
+             seed: int) -> tuple[list[Any], dict[int, float | None], dict[int, float | None], int, bool]:
+    """Hop rows, percolation barriers, their spread over orderings, orderings used, and
+    whether candidate empty sites were added (``empty_sites=None``: see the analyzer).
 
     :class:`ase_em.analysis.MigrationBarrierAnalyzer`, as ``ase-em network``: an ordered
     structure as it is (spread empty, 1 ordering); a disordered one through
@@ -127,9 +128,11 @@ def _network(structure: Any, ion: str, predictor: Any, max_distance: float, n_or
     analyzer = MigrationBarrierAnalyzer(structure, ion, max_distance=max_distance, predictor=predictor,
                                         n_orderings=n_orderings, seed=seed)
     disorder = getattr(analyzer, "disorder", None)
+    empty = bool(analyzer.has_empty_sites)
     if disorder is None:
-        return analyzer.hops, analyzer.percolation, {}, 1
-    return analyzer.hops, analyzer.percolation, dict(disorder.percolation_spread), int(disorder.n_orderings)
+        return analyzer.hops, analyzer.percolation, {}, 1, empty
+    spread = dict(disorder.percolation_spread)
+    return analyzer.hops, analyzer.percolation, spread, int(disorder.n_orderings), empty
 
 
 def _one_line(exc: BaseException) -> str:
@@ -191,8 +194,8 @@ def run_unit(unit: dict[str, Any], model: str | None = None, max_distance: float
             atoms = AseAtomsAdaptor.get_atoms(structure)
         else:  # ASE Atoms hold no partial occupancies: the average structure goes into data
             data["average_structure"] = structure.as_dict()
-        rows, perc, spread, kv["n_orderings"] = _network(structure, unit["ion"], predictor, max_distance,
-                                                         n_orderings, seed)
+        rows, perc, spread, kv["n_orderings"], kv["empty_sites"] = _network(
+            structure, unit["ion"], predictor, max_distance, n_orderings, seed)
         for d, e in perc.items():
             if e is not None:
                 kv[f"em_{d}d"] = float(e)
