@@ -189,9 +189,15 @@ def _neighbours_from(
     shifts = _torch_periodic_shifts(lattice, cutoff)  # (K, 3)
     offs = shifts @ lattice  # (K, 3)
     idx = torch.nonzero(sources).squeeze(-1)  # (S,)
-    # (K, S, N, 3): every source atom to every atom in every shifted cell
-    rvec = positions[None, None, :, :] + offs[:, None, None, :] - positions[idx][None, :, None, :]
-    dist2 = rvec.pow(2).sum(-1)
+    # (K, S, N) squared distances from every source atom to every atom in every shifted cell,
+    # one Cartesian component at a time: the same floating-point operations as alignn's
+    # (pos_j + shift) - pos_i, squared and summed over x, y, z, without the (K, S, N, 3) array
+    shifted = positions[None, :, :] + offs[:, None, :]  # (K, N, 3)
+    src_pos = positions[idx]  # (S, 3)
+    dist2 = None
+    for c in range(3):
+        d = shifted[:, None, :, c] - src_pos[None, :, None, c]
+        dist2 = d * d if dist2 is None else dist2 + d * d
     k_idx, i_local, dst = torch.where((dist2 <= float(cutoff) ** 2) & (dist2 > self_tol))
     src = idx[i_local]
     # alignn's chunks of source atoms (its memory rule) come first in its edge order

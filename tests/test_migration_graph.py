@@ -199,3 +199,24 @@ def test_missing_ion(lifepo4, tiny_predictor):
         migration_graph_with_em(lifepo4, "Na", 3.5, tiny_predictor)
     with pytest.raises(MissingIonError, match="no Li-Li hop"):
         migration_graph_with_em(lifepo4, "Li", 2.0, tiny_predictor, empty_sites=False)
+
+
+@pytest.mark.parametrize("name", ["LiFePO4.cif", "LiCoO2.cif"])
+def test_vacancy_start_structure_is_pymatgens(name):
+    # the start structure ase-em builds is pymatgen-analysis-diffusion's, site for site
+    from pymatgen.analysis.diffusion.utils.supercells import get_start_end_structures
+
+    from ase_em.vacancy import vacancy_start_structure
+
+    structure = Structure.from_file(EXAMPLES / "structures" / name)
+    mg = MigrationGraph.with_distance(structure, "Li", 5.0)
+    for d in mg.unique_hops.values():
+        hop = d["hop"]
+        sc = supercell_matrix(structure.lattice, max(10.0, 2 * hop.length + 1.0)).tolist()
+        base = Structure.from_sites(list(hop.symm_structure.sites))
+        ours, n_removed = vacancy_start_structure(hop.esite, base, sc, tol=1e-3)
+        theirs, _, base_sc = get_start_end_structures(hop.isite, hop.esite, base, sc, vac_mode=True, tol=1e-3)
+        assert n_removed == 1 == len(base_sc) - len(theirs)
+        assert [s.species_string for s in ours] == [s.species_string for s in theirs]
+        np.testing.assert_array_equal(ours.frac_coords, theirs.frac_coords)
+        np.testing.assert_array_equal(ours.lattice.matrix, theirs.lattice.matrix)
