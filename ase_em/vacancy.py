@@ -111,8 +111,10 @@ def snap_to_site(site: PeriodicSite, structure: Structure, tol: float, what: str
 def vacancy_start_structure(
     esite: PeriodicSite, base: Structure, sc_mat: list[list[int]], *, tol: float
 ) -> tuple[Structure, int]:
-    """The start structure of pymatgen-analysis-diffusion's ``get_start_end_structures``
-    (``vac_mode=True``): ``base * sc_mat`` less every site within ``tol`` of the final site.
+    """The start structure of pymatgen-analysis-diffusion's vacancy-mode supercells.
+
+    As ``get_start_end_structures(..., vac_mode=True)`` builds it: ``base * sc_mat`` less
+    every site within ``tol`` of the final site.
 
     Args:
         esite: the final site, on ``base``'s lattice.

@@ -116,8 +116,10 @@ def read_structure(path: str) -> Any:
 
 def _network(structure: Any, ion: str, predictor: Any, max_distance: float, n_orderings: int,
              seed: int) -> tuple[list[Any], dict[int, float | None], dict[int, float | None], int, bool]:
-    """Hop rows, percolation barriers, their spread over orderings, orderings used, and
-    whether candidate empty sites were added (``empty_sites=None``: see the analyzer).
+    """Hop rows, percolation barriers, their spread, orderings used, whether empty sites were added.
+
+    Empty sites: ``empty_sites=None`` of the analyzer (added when the occupied sites alone
+    have no hop or do not percolate).
 
     :class:`ase_em.analysis.MigrationBarrierAnalyzer`, as ``ase-em network``: an ordered
     structure as it is (spread empty, 1 ordering); a disordered one through
