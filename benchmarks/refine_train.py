@@ -9,7 +9,7 @@ out-of-fold cross-validation prediction (``cv_predictions.csv`` of the model, vi
 
 Usage::
 
-    python benchmarks/refine_train.py --output runs/refine-train --threads 1 --fmax 0.1 --time-limit 480
+    python benchmarks/refine_train.py --output runs/refine-train --threads 1 --fmax 0.1 --time-limit 1500
 """
 
 from __future__ import annotations
@@ -22,9 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-# Small cells (30-40 atoms per endpoint), one per chemistry: Li and Na in epsilon-VOPO4,
-# Ca in a NASICON sulphate, K in a layered fluoride, Ca in a perovskite fluoride.
-DEFAULT_HOPS = ["e-VOPO4_Li_1", "e-VOPO4_Na_1", "Fe2S3O12_Ca", "KVF3", "Ca0.5VF3"]
+# Small cells (29-49 atoms per endpoint), six ions in five structure types: Li and Na in
+# epsilon-VOPO4, Li and Na antiperovskites, Ca in a NASICON sulphate, K in a perovskite
+# fluoride, Mg and Zn in spinels.
+DEFAULT_HOPS = ["e-VOPO4_Li_1", "e-VOPO4_Na_1", "Li3OCl_1", "Na3OBr", "Fe2S3O12_Ca", "Li3SI", "KVF3",
+                "Cr2S4_Mg", "Co2O4_Zn"]
 
 
 def main() -> None:
