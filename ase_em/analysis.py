@@ -181,7 +181,7 @@ class MigrationBarrierAnalyzer:
                     "candidate empty sites added: the occupied sites alone do not percolate "
                     "inside the model's domain"
                 )
-                logger.warning("%s: %s", self.structure.composition.reduced_formula, self.empty_sites_note)
+                logger.info("%s: %s", self.structure.composition.reduced_formula, self.empty_sites_note)
             else:
                 self.structure, self.graph, self.disorder = first
                 self.__dict__.pop("percolation", None)
