@@ -9,8 +9,8 @@ Cases:
     li2o: Li vacancy hop in antifluorite Li2O (Fm-3m, a = 4.61 A; Li 8c, O 4a), a 2x2x2
         supercell of the primitive cell (24 sites, one Li removed); the Li hops a/2 = 2.31 A
         into the vacancy.
-    na3ocl: Na vacancy hop in antiperovskite Na3OCl (Pm-3m, a = 4.50 A; Na 3d, O 1b,
-        Cl 1a), a 2x2x2 supercell (40 sites, one Na removed); Na hops a/sqrt(2) = 3.18 A.
+    na3ocl: Na vacancy hop in antiperovskite Na3OCl (Pm-3m, a = 4.50 A; Na 3c at the face
+        centres, around O at 1b; Cl 1a), a 2x2x2 supercell (40 sites, one Na removed); Na hops a/sqrt(2) = 3.18 A.
 
 Usage (SevenNet-0 needs ``pip install "ase-em[neb]"``)::
 
@@ -30,7 +30,7 @@ from ase import Atoms
 CASES = {
     # name: (space group, a (A), species, fractional sites, ion, supercell, primitive?)
     "li2o": ("Fm-3m", 4.61, ["Li", "O"], [[0.25, 0.25, 0.25], [0, 0, 0]], "Li", (2, 2, 2), True),
-    "na3ocl": ("Pm-3m", 4.50, ["Na", "O", "Cl"], [[0.5, 0, 0], [0.5, 0.5, 0.5], [0, 0, 0]], "Na", (2, 2, 2),
+    "na3ocl": ("Pm-3m", 4.50, ["Na", "O", "Cl"], [[0, 0.5, 0.5], [0.5, 0.5, 0.5], [0, 0, 0]], "Na", (2, 2, 2),
                False),
 }
 
