@@ -46,6 +46,7 @@ from ase_em.structures.sites import is_empty_site
 
 if TYPE_CHECKING:
     from pymatgen.analysis.diffusion.neb.full_path_mapper import MigrationGraph
+    from pymatgen.core import Structure
 
     from ase_em.predictor import EmPredictor
 
@@ -167,45 +168,51 @@ class MigrationBarrierAnalyzer:
             structure = to_structure(structure)
             check_ion(structure, ion)
         self.empty_sites_note: str | None = None
-        self._build(average, structure, empty_sites, options)
-        if empty_sites is None and not self.has_empty_sites and not any(
-            e is not None for e in self.percolation.values()
-        ):
+        occupied_only = self._build(average, structure, empty_sites, options)
+        self._use(occupied_only)
+        if empty_sites is None and not self.has_empty_sites and not self._percolates():
             # Auto: the occupied sites alone do not percolate inside the model's domain, so
             # the path may run through sites empty in the ordered crystal: add them and keep
             # that graph if it percolates (both graphs' hops between occupied sites agree).
-            first = (self.structure, self.graph, self.disorder)
-            self._build(average, structure, True, options)
-            if any(e is not None for e in self.percolation.values()):
+            self._use(self._build(average, structure, True, options))
+            if self._percolates():
                 self.empty_sites_note = (
                     "candidate empty sites added: the occupied sites alone do not percolate "
                     "inside the model's domain"
                 )
                 logger.info("%s: %s", self.structure.composition.reduced_formula, self.empty_sites_note)
             else:
-                self.structure, self.graph, self.disorder = first
-                self.__dict__.pop("percolation", None)
-                self.__dict__.pop("hops", None)
+                self._use(occupied_only)
 
-    def _build(self, average, structure, empty_sites: bool | None, options: dict[str, Any]) -> None:
-        """Label the graph of ``average`` (disordered) or ``structure`` (ordered)."""
-        for cached in ("percolation", "hops"):
-            self.__dict__.pop(cached, None)
-        self.disorder: DisorderedNetwork | None = None
+    def _build(
+        self, average, structure, empty_sites: bool | None, options: dict[str, Any]
+    ) -> tuple[Structure, MigrationGraph, DisorderedNetwork | None]:
+        """(structure, graph, disorder) of ``average`` (disordered) or ``structure`` (ordered)."""
+        disorder = None
         if average is not None:
             # partial occupancies: seeded orderings, barriers aggregated over them
-            self.disorder = disordered_network(
+            disorder = disordered_network(
                 average, self.ion, include_flagged=self.include_flagged, empty_sites=empty_sites, **options
             )
-            self.structure, self.graph = self.disorder.structure, self.disorder.graph
+            structure, graph = disorder.structure, disorder.graph
         else:
-            self.structure = structure
-            self.graph = migration_graph_with_em(
+            graph = migration_graph_with_em(
                 structure, self.ion, options["max_distance"], options["predictor"],
                 min_length=options["min_length"], symprec=options["symprec"],
                 empty_sites=empty_sites, progress=options["progress"],
             )
-        set_path_costs(self.graph, include_flagged=self.include_flagged)
+        set_path_costs(graph, include_flagged=self.include_flagged)
+        return structure, graph, disorder
+
+    def _use(self, state: tuple[Structure, MigrationGraph, DisorderedNetwork | None]) -> None:
+        """Make ``state`` (from :meth:`_build`) the analyzer's graph; forget what was derived."""
+        self.structure, self.graph, self.disorder = state
+        for cached in ("percolation", "hops"):
+            self.__dict__.pop(cached, None)
+
+    def _percolates(self) -> bool:
+        """Whether the hops used percolate in at least one dimension."""
+        return any(e is not None for e in self.percolation.values())
 
     @property
     def has_empty_sites(self) -> bool:
