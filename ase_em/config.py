@@ -101,3 +101,69 @@ class TrainConfig:
 
 
 __all__ = ["GraphConfig", "ModelConfig", "Readout", "TrainConfig", "asdict", "from_dict"]
+
+
+@dataclass(frozen=True)
+class NetworkOptions:
+    """How the hop network of a crystal is built and read (one object for every entry point).
+
+    :class:`ase_em.crystals.analyzer.MigrationBarrierAnalyzer`,
+    :func:`ase_em.crystals.labelling.migration_graph_with_em`,
+    :func:`ase_em.crystals.disordered.disordered_network`,
+    ``MigrationGraph.with_em_predictor`` and :func:`ase_em.screening.run.screen` take these
+    settings as keywords (or as ``options=``) and pass this object on, so each default is
+    written once, here.
+
+    Attributes:
+        max_distance: longest ion-ion hop put in the graph (A).
+        min_length: smallest perpendicular width of a hop's vacancy supercell (A); 10 A is
+            ``MigrationHop.get_sc_structures``'s default and about the median smallest width
+            of the training supercells (9.6 A).
+        symprec: symmetry precision for grouping equivalent hops (``MigrationGraph``'s own).
+        empty_sites: add the framework's candidate empty sites of the ion as nodes (True),
+            never (False), or when needed (None: no hop between occupied sites, or, in the
+            analyzer, no percolation inside the model's domain without them).
+        n_orderings: orderings drawn for a disordered structure (partial occupancies).
+        seed: seed of the first ordering.
+        include_flagged: let hops outside the model's domain into percolation and paths.
+        primitive: build the graph of an ordered crystal on its primitive cell.
+        progress: show progress bars.
+    """
+
+    max_distance: float = 5.0
+    min_length: float = 10.0
+    symprec: float = 0.1
+    empty_sites: bool | None = None
+    n_orderings: int = 5
+    seed: int = 0
+    include_flagged: bool = False
+    primitive: bool = True
+    progress: bool = False
+
+    @classmethod
+    def build(cls, options: NetworkOptions | None = None, **keywords: Any) -> NetworkOptions:
+        """``options`` (default: the defaults) with some fields replaced by ``keywords``.
+
+        Raises:
+            TypeError: a keyword that is not a field of NetworkOptions (the message lists them).
+            ase_em.errors.AseEmError: ``n_orderings`` < 1 or ``max_distance`` <= 0.
+        """
+        from dataclasses import replace
+
+        from ase_em.errors import AseEmError
+
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(keywords) - names)
+        if unknown:
+            raise TypeError(
+                f"unknown network option(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}"
+            )
+        out = replace(options or cls(), **keywords)
+        if int(out.n_orderings) < 1:
+            raise AseEmError(f"n_orderings must be at least 1, got {out.n_orderings}")
+        if not float(out.max_distance) > 0:
+            raise AseEmError(f"max_distance must be positive, got {out.max_distance}")
+        return out
+
+
+DEFAULT_NETWORK = NetworkOptions()

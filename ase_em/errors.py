@@ -61,3 +61,31 @@ class BlockedPathError(ImplausibleHopError):
 
 class SpeciesError(AseEmError):
     """A species name is not an element symbol (optionally with a charge, such as Li+)."""
+
+
+class FolderLockedError(AseEmError):
+    """Another process is writing the same output folder."""
+
+
+class DisorderError(AseEmError):
+    """A disordered structure cannot be ordered within the caps (supercell size, time)."""
+
+
+class MissingIonError(AseEmError):
+    """The migrating ion is not in the structure, or the structure has no hops of it."""
+
+
+class PotentialError(AseEmError):
+    """The interatomic potential cannot be built, or cannot compute a structure."""
+
+
+class RefineSettingsError(AseEmError):
+    """Bad refinement settings, or a workdir that holds a refinement of something else."""
+
+
+class ScreenRowError(AseEmError):
+    """A screening-database row cannot be refined (missing, failed, disordered, mismatched)."""
+
+
+class VacancySupercellError(AseEmError):
+    """A MigrationHop's endpoints are not occupied sites of its structure (no vacancy hop)."""

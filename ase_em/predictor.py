@@ -11,13 +11,13 @@ from typing import Any, Literal
 
 import torch
 
-from ase_em.band import build_band
-from ase_em.domain import ModelDomain, domain_flags
 from ase_em.errors import AseEmError
-from ase_em.graph import BandGraph, build_graph, check_elements, collate
-from ase_em.hop import Hop, as_hop
-from ase_em.pretrained import LoadedModel, load_model
-from ase_em.uncertainty import error_bar
+from ase_em.hops import Hop, as_hop
+from ase_em.model.band import build_band
+from ase_em.model.domain import ModelDomain, domain_flags
+from ase_em.model.graph import BandGraph, build_graph, check_elements, collate
+from ase_em.model.uncertainty import error_bar
+from ase_em.model.weights import LoadedModel, load_model
 
 logger = logging.getLogger(__name__)
 
@@ -32,14 +32,14 @@ class EmResult:
     Attributes:
         em: migration barrier (eV); NaN for a hop that could not be predicted (``error``).
         em_std: uncertainty (eV): the ensemble members' spread, calibrated on cross-validation
-            when the model card holds calibration parameters (see :mod:`ase_em.uncertainty`);
+            when the model card holds calibration parameters (see :mod:`ase_em.model.uncertainty`);
             None for a single model or a failed hop.
         hop: the hop it belongs to; None when the input was not a valid hop.
-        flags: why the hop lies outside the model's domain (:data:`ase_em.domain.FLAGS`,
+        flags: why the hop lies outside the model's domain (:data:`ase_em.model.domain.FLAGS`,
             e.g. ``("long_hop", "far_from_train")``); empty inside it.
         reasons: one human sentence per flag, same order.
         train_distance: the hop's descriptor distance to the training hops (see
-            :mod:`ase_em.domain`); None without a domain file or for a failed hop.
+            :mod:`ase_em.model.domain`); None without a domain file or for a failed hop.
         error: why the input could not be predicted, starting with its index
             ("hop 3: ..."), only with ``errors="skip"``; None for a prediction.
     """
@@ -139,7 +139,7 @@ class EmPredictor:
         return build_graph(build_band(hop), self.model.graph_config)
 
     def predict_one(self, hop: Any) -> EmResult:
-        """Barrier of one hop (any form :func:`ase_em.hop.as_hop` accepts).
+        """Barrier of one hop (any form :func:`ase_em.hops.hop.as_hop` accepts).
 
         Raises:
             AseEmError: the input is not a valid hop (the message without an index).
@@ -152,7 +152,7 @@ class EmPredictor:
         """Barriers of many hops, batched, each with its domain flags.
 
         Args:
-            hops: hops, or anything :func:`ase_em.hop.as_hop` accepts (a single Hop,
+            hops: hops, or anything :func:`ase_em.hops.hop.as_hop` accepts (a single Hop,
                 band5 Atoms, record dict or (initial, final) tuple is treated as one hop).
             progress: show a progress bar.
             errors: what a bad input does. "raise": raise its error, the message starting

@@ -8,7 +8,7 @@ Each RUN_DIR is an `ase-em train` output (cv_predictions.csv: out-of-fold predic
 order) or an `ase-em finetune --folds K` output (the out_of_fold column of predictions.csv),
 all of the same settings with another fold split (another --seed, or --grouped).
 Every TRAIN hop then has one prediction per run from a model that never saw it: their mean,
-spread and residual feed `ase_em.uncertainty.fit`. Prints the parameters, the raw spread's
+spread and residual feed `ase_em.model.uncertainty.fit`. Prints the parameters, the raw spread's
 coverage, and the calibrated coverage with parameters fitted out of fold (5 parts of the hops).
 With --write, stores the parameters and figures under "uncertainty" in MODEL_DIR/card.json
 (model.pt and its checksum are untouched). With --check, fits nothing: reports the coverage
@@ -27,7 +27,7 @@ import numpy as np
 
 def out_of_fold(run: Path) -> np.ndarray:
     """(n, 2) target, out-of-fold prediction of an `ase-em train` or `ase-em finetune --folds` run."""
-    from ase_em.train import CV_PREDICTIONS, read_cv_predictions
+    from ase_em.training.ensemble import CV_PREDICTIONS, read_cv_predictions
 
     if (run / CV_PREDICTIONS).is_file():
         return np.column_stack(read_cv_predictions(run))
@@ -52,7 +52,7 @@ def main() -> None:
     parser.add_argument("--check", default=None, metavar="MODEL_DIR")
     args = parser.parse_args()
 
-    from ase_em import uncertainty
+    from ase_em.model import uncertainty
 
     cvs = [out_of_fold(Path(r)) for r in args.runs]
     targets = cvs[0][:, 0]

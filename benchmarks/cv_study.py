@@ -58,9 +58,9 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    from ase_em.data import load_em619
-    from ase_em.metrics import barrier_metrics
-    from ase_em.train import compound_groups, fold_indices, read_cv_predictions
+    from ase_em.training.data import load_em619
+    from ase_em.training.ensemble import compound_groups, fold_indices, read_cv_predictions
+    from ase_em.training.metrics import barrier_metrics
 
     data = load_em619(args.data, skip_invalid=True)
     y = np.asarray(data.targets)

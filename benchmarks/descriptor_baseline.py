@@ -27,7 +27,7 @@ IONS = ["Li", "Na", "K", "Rb", "Mg", "Ca", "Sr", "Zn", "Al"]
 def descriptors(hop) -> np.ndarray:
     from ase.neighborlist import neighbor_list
 
-    from ase_em.band import build_band
+    from ase_em.model.band import build_band
 
     band = build_band(hop)
     i, j, d = neighbor_list("ijd", band, 6.0)
@@ -69,9 +69,9 @@ def main() -> None:
 
     from sklearn.ensemble import ExtraTreesRegressor
 
-    from ase_em.data import load_em619
-    from ase_em.metrics import barrier_metrics
-    from ase_em.train import compound_groups, fold_indices, read_cv_predictions
+    from ase_em.training.data import load_em619
+    from ase_em.training.ensemble import compound_groups, fold_indices, read_cv_predictions
+    from ase_em.training.metrics import barrier_metrics
 
     data = load_em619(args.data, skip_invalid=True)
     X = np.stack([descriptors(h) for h in data.hops])

@@ -2,7 +2,7 @@
 
 For each of the shipped model's 5 CV folds (the split it was trained with), the held-out hops
 are checked against the other four folds only: hop-length range, ions, elements and the
-descriptor distance (ase_em.domain) with its threshold taken as a percentile of the training
+descriptor distance (ase_em.model.domain) with its threshold taken as a percentile of the training
 folds' own leave-one-out distances. The out-of-fold errors are the shipped model's
 (ase_em/weights/alignn-em-v1/cv_predictions.csv), so no model runs here (about 10 s).
 
@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import spearmanr
 
-from ase_em import domain as dm
-from ase_em.data import load_em619
-from ase_em.pretrained import DEFAULT_MODEL, resolve
-from ase_em.train import fold_indices, read_cv_predictions
+from ase_em.model import domain as dm
+from ase_em.model.weights import DEFAULT_MODEL, resolve
+from ase_em.training.data import load_em619
+from ase_em.training.ensemble import fold_indices, read_cv_predictions
 
 
 def fold_checks(hops, raw, folds, percentile, k):
@@ -109,7 +109,7 @@ def main(argv=None) -> int:
         rows.append({**split_row(f"far_from_train (p{pct:g})", far, err), "percentile": pct})
     for name, mask in other.items():
         rows.append(split_row(name, mask, err))
-    from ase_em.checks import path_clearance  # the grey zone needs no training data
+    from ase_em.hops.clearance import path_clearance  # the grey zone needs no training data
 
     grey = np.array([path_clearance(h).grey for h in data.hops])
     rows.append(split_row(dm.PATH_GREY_ZONE, grey, err))

@@ -2,10 +2,10 @@
 
 Usage::
 
-    python benchmarks/empty_sites.py              # ase-em's Voronoi nodes (ase_em.structures.sites)
+    python benchmarks/empty_sites.py              # ase-em's Voronoi nodes (ase_em.crystals.empty_sites)
     python benchmarks/empty_sites.py --defects 60 # also pymatgen-analysis-defects' generator, 60 s cap
 
-The structures are those of ``tests/test_empty_sites.py`` (published lattice and Wyckoff
+The structures are those of ``tests/crystals/test_empty_sites.py`` (published lattice and Wyckoff
 data), on their primitive cells. For each candidate orbit: Wyckoff symbol in the
 conventional cell, anion shell, nearest occupied ion site. CPU seconds from ``time.process_time``.
 """
@@ -20,7 +20,7 @@ import time
 from pymatgen.core import Lattice, Structure
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
-from ase_em.structures.sites import find_empty_sites
+from ase_em.crystals.empty_sites import find_empty_sites
 
 STRUCTURES = {
     "LiCoO2 (R-3m)": lambda: Structure.from_spacegroup(

@@ -31,11 +31,11 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    from ase_em.band import build_band
     from ase_em.config import GraphConfig, ModelConfig
-    from ase_em.graph import build_graph, collate
-    from ase_em.hop import Hop
-    from ase_em.model import EmModel
+    from ase_em.hops.hop import Hop
+    from ase_em.model.band import build_band
+    from ase_em.model.graph import build_graph, collate
+    from ase_em.model.model import EmModel
 
     records = [
         r for r in json.loads(Path(args.data).read_text()) if 107 <= len(r["atoms"]["elements"]) <= 117

@@ -36,9 +36,9 @@ def main() -> None:
     import torch
     from pymatgen.core import Structure
 
+    from ase_em.crystals.hop_graph import build_migration_graph
+    from ase_em.hops.migration_hop import hop_from_migration_hop
     from ase_em.predictor import EmPredictor
-    from ase_em.structures.network import build_migration_graph
-    from ase_em.vacancy import hop_from_migration_hop
 
     torch.set_num_threads(1)
     predictor = EmPredictor.from_pretrained()

@@ -13,7 +13,7 @@ thread), on the same structures, and reports CPU seconds (user + system, ``getru
 * per structure, each structure twice in the same process ("first" pays lazy imports and
   warm-up, "again" is what every further structure of a screening run costs):
   ase-em: ``graph`` = read + primitive cell + symmetry + hop grouping
-  (:func:`ase_em.structures.network.build_migration_graph`), ``bands`` = the vacancy
+  (:func:`ase_em.crystals.hop_graph.build_migration_graph`), ``bands`` = the vacancy
   supercell of each unique hop, ``model`` = band graphs + ensemble forward passes,
   ``percolation``; BVlain: read + ``bvse_distribution`` (grid, default resolution 0.2 A) and
   ``percolation_barriers``;
@@ -44,9 +44,9 @@ def cpu():
 t = cpu()
 import torch; torch.set_num_threads(1)
 from ase_em.predictor import EmPredictor
-from ase_em.migration_graph import to_structure, hop_from_migration_hop
-from ase_em.structures.network import build_migration_graph
-from ase_em.analysis import graph_percolation_barriers
+from ase_em.crystals.labelling import to_structure, hop_from_migration_hop
+from ase_em.crystals.hop_graph import build_migration_graph
+from ase_em.crystals.analyzer import graph_percolation_barriers
 predictor = EmPredictor.from_pretrained()
 out = {"startup": cpu() - t, "runs": []}
 for path in sys.argv[1:]:

@@ -5,7 +5,7 @@ Usage::
     python benchmarks/network_graph.py examples/structures/LiFePO4.cif examples/structures/LiCoO2.cif \
         ../shared/cases/network-large-supercell-hang/LFP_1008.cif
 
-CPU seconds (``time.process_time``) of :func:`ase_em.structures.network.build_migration_graph`
+CPU seconds (``time.process_time``) of :func:`ase_em.crystals.hop_graph.build_migration_graph`
 (primitive cell, symmetry once, hops grouped in about linear time) and of
 ``MigrationGraph.with_distance`` on the cell as given (stopped after ``--cap`` s wall), hops
 up to 5 A, symprec 0.1.
@@ -22,7 +22,7 @@ import warnings
 from pymatgen.analysis.diffusion.neb.full_path_mapper import MigrationGraph
 from pymatgen.core import Structure
 
-from ase_em.structures.network import build_migration_graph
+from ase_em.crystals.hop_graph import build_migration_graph
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,7 +21,7 @@ ase-em: every CIF goes through ``MigrationBarrierAnalyzer``, as ``ase-em network
 (disordered ones: ``--orderings`` orderings, seed 0; candidate empty sites added when the
 occupied sites alone do not percolate). BVlain (``pip install
 bvlain``; not a dependency of ase-em) reads ordered structures only: it gets the CIF when it
-is ordered, else the first ordering drawn by ``ase_em.disorder.sample_orderings`` in the
+is ordered, else the first ordering drawn by ``ase_em.crystals.disorder.sample_orderings`` in the
 smallest supercell at least ``--bv-width`` A wide, with oxidation states from pymatgen's
 BVAnalyzer (BVlain's own check).
 
@@ -81,8 +81,8 @@ def percolation_choice(perc: dict[str, float | None]) -> tuple[float | None, str
 
 def run_ase_em(path: Path, predictor, args) -> dict:
     """ase-em on one CIF, as ``ase-em network``: percolation barriers (eV) and the disorder summary."""
-    from ase_em.analysis import MigrationBarrierAnalyzer
-    from ase_em.disordered_network import read_average_structure
+    from ase_em.crystals.analyzer import MigrationBarrierAnalyzer
+    from ase_em.crystals.disordered import read_average_structure
 
     structure = read_average_structure(path)
     an = MigrationBarrierAnalyzer(structure, "Li", predictor=predictor, n_orderings=args.orderings, seed=0)
@@ -107,9 +107,9 @@ def run_bvlain(path: Path, args) -> dict:
     from bvlain import Lain
     from pymatgen.io.ase import AseAtomsAdaptor
 
-    from ase_em.disorder import sample_orderings
-    from ase_em.disordered_network import read_average_structure
-    from ase_em.migration_graph import supercell_matrix
+    from ase_em.crystals.disorder import sample_orderings
+    from ase_em.crystals.disordered import read_average_structure
+    from ase_em.hops.migration_hop import supercell_matrix
 
     structure = read_average_structure(path)
     disordered = not structure.is_ordered

@@ -3,7 +3,7 @@
 For each CIF (the average structure's primitive cell, in the smallest supercell at least
 ``--width`` A wide): pymatgen's ``OrderDisorderedStructureTransformation`` (oxidation
 states guessed with ``add_oxidation_state_by_guess``, then the lowest-Ewald orderings,
-``return_ranked_list=N``) and :func:`ase_em.disorder.sample_orderings` (N seeded random
+``return_ranked_list=N``) and :func:`ase_em.crystals.disorder.sample_orderings` (N seeded random
 orderings). Reports the time, whether it gave an answer within ``--timeout`` s, the Li
 count against the average composition, and the shortest Li-Li distance of the first
 ordering (split sites filled twice show as < 1.5 A).
@@ -21,8 +21,8 @@ import warnings
 import numpy as np
 from pymatgen.core import Structure
 
-from ase_em.disorder import sample_orderings
-from ase_em.migration_graph import supercell_matrix
+from ase_em.crystals.disorder import sample_orderings
+from ase_em.hops.migration_hop import supercell_matrix
 
 
 class _Timeout(Exception):

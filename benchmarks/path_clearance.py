@@ -21,8 +21,8 @@ from types import SimpleNamespace
 import numpy as np
 from ase import Atoms
 
-from ase_em import checks
-from ase_em.hop import jarvis_dict_to_atoms
+from ase_em.hops import checks, clearance
+from ase_em.hops.hop import jarvis_dict_to_atoms
 
 PERCENTILES = [0, 1, 5, 10, 25, 50]
 
@@ -37,7 +37,7 @@ def measure(rec: dict) -> dict:
         host_symbols=tuple(s[5:]), host_positions=band.positions[5:], cell=np.asarray(band.cell),
     )
     t0 = time.perf_counter()
-    c = checks.path_clearance(hop)
+    c = clearance.path_clearance(hop)
     seconds = time.perf_counter() - t0
     contact = np.inf
     for site in (0, 4):

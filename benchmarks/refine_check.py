@@ -106,7 +106,7 @@ def main() -> None:
     import torch
 
     import ase_em
-    from ase_em.refine import make_calculator
+    from ase_em.neb import make_calculator
 
     torch.set_num_threads(args.threads)
     initial, final, k = vacancy_hop(args.case)

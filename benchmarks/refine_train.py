@@ -5,7 +5,7 @@ with ``ase_em.refine_many`` (SevenNet-0 by default; per-hop checkpoints under
 ``--output``, so a rerun resumes), and reports the refined MAE against the DFT label beside
 the network's MAE on the same hops. The network's figure is the shipped model's
 out-of-fold cross-validation prediction (``cv_predictions.csv`` of the model, via
-``ase_em.train.read_cv_predictions``), so no hop is scored by a model that trained on it.
+``ase_em.training.ensemble.read_cv_predictions``), so no hop is scored by a model that trained on it.
 
 Usage::
 
@@ -49,10 +49,10 @@ def main() -> None:
 
     import torch
 
-    from ase_em.data import load_em619
-    from ase_em.pretrained import resolve
-    from ase_em.refine import refine_many, results_table
-    from ase_em.train import read_cv_predictions
+    from ase_em.model.weights import resolve
+    from ase_em.neb import refine_many, results_table
+    from ase_em.training.data import load_em619
+    from ase_em.training.ensemble import read_cv_predictions
 
     torch.set_num_threads(args.threads)
     data = load_em619(args.data, skip_invalid=True)

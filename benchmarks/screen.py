@@ -1,6 +1,6 @@
 """Benchmark of ``ase-em screen`` on the OBELiX training CIFs, beside BVlain on the same files.
 
-For each worker count the screen runs end to end into a fresh database (``ase_em.screen``,
+For each worker count the screen runs end to end into a fresh database (``ase_em.screening``,
 local worker processes, one torch thread each); then BVlain (``pip install bvlain``; not a
 dependency of ase-em) computes the Li percolation barriers (bond-valence site energy) of the
 same files in this process, one at a time. Printed, and written as JSON and a Markdown table:
@@ -54,7 +54,7 @@ def log_sigma(keys_csv: Path | None, id_column: str, column: str) -> dict[str, f
     """``{id: log10(conductivity)}`` for the ids with a numeric conductivity."""
     if keys_csv is None:
         return {}
-    from ase_em.screen.inputs import read_keys_csv
+    from ase_em.screening.inputs import read_keys_csv
 
     out = {}
     for ident, keys in read_keys_csv(keys_csv, id_column).items():
@@ -68,7 +68,7 @@ def run_screen(files: list[Path], workers: int, out: Path, timeout: float, n_ord
     """One end-to-end screen into a fresh database; its timings and rows."""
     from ase.db import connect
 
-    from ase_em.screen import screen
+    from ase_em.screening import screen
 
     db = out / f"screen-w{workers}.db"
     if db.exists():

@@ -27,10 +27,10 @@ def main() -> None:
     parser.add_argument("--data", default=str(ROOT.parent / "shared/data/em619/band5_train.json"))
     args = parser.parse_args()
 
-    from ase_em.data import load_em619
+    from ase_em.model.weights import resolve
     from ase_em.predictor import EmPredictor
-    from ase_em.pretrained import resolve
-    from ase_em.train import read_cv_predictions
+    from ase_em.training.data import load_em619
+    from ase_em.training.ensemble import read_cv_predictions
 
     predictor = EmPredictor.from_pretrained(args.model)
     predictor.uncertainty = None  # the members' raw spread, not the card's calibrated em_std

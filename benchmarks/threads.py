@@ -26,9 +26,9 @@ ROOT = Path(__file__).resolve().parent.parent
 CHILD = """
 import json, sys, time, torch
 torch.set_num_threads({threads})
-from ase_em.hop import Hop
+from ase_em.hops.hop import Hop
 from ase_em.predictor import EmPredictor
-from ase_em.graph import collate
+from ase_em.model.graph import collate
 predictor = EmPredictor.from_pretrained(None)
 hop = Hop.from_endpoints({initial!r}, {final!r})
 graph = predictor.graph(hop)

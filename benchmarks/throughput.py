@@ -34,9 +34,9 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from ase_em.data import load_em619
-    from ase_em.graph import collate
+    from ase_em.model.graph import collate
     from ase_em.predictor import EmPredictor
+    from ase_em.training.data import load_em619
 
     predictor = EmPredictor.from_pretrained(args.model, batch_size=args.batch_size)
     data = load_em619(args.data, skip_invalid=True)
@@ -70,7 +70,7 @@ def main() -> None:
     cmd = [
         sys.executable,
         "-m",
-        "ase_em.cli",
+        "ase_em.cli.main",
         "predict",
         str(example / "initial.vasp"),
         str(example / "final.vasp"),

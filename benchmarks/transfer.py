@@ -3,7 +3,8 @@
 Usage:
     python benchmarks/transfer.py [--ion Ca] [--sizes 50 100 0] [--workdir runs/transfer]
 
-1. A base model is trained (``ase_em.train.train_ensemble``: a 3-fold ensemble, 40 epochs by default,
+1. A base model is trained (``ase_em.training.ensemble.train_ensemble``: a 3-fold ensemble,
+   40 epochs by default,
    the shipped model's graph and network settings) on every TRAIN hop whose mobile ion is
    NOT ``--ion``, so the base has never seen that ion.
 2. For each size (0 = all hops of that ion), a seeded random subset of the held-out ion's hops
@@ -42,10 +43,10 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     from ase_em.config import GraphConfig, ModelConfig, TrainConfig
-    from ase_em.data import LabelledHops, load_em619
-    from ase_em.finetune import finetune
-    from ase_em.model import EmEnsemble
-    from ase_em.pretrained import load_model, read_card, save_model
+    from ase_em.model.model import EmEnsemble
+    from ase_em.model.weights import load_model, read_card, save_model
+    from ase_em.training.data import LabelledHops, load_em619
+    from ase_em.training.finetune import finetune
 
     work = Path(args.workdir)
     data = load_em619(args.data, skip_invalid=True)
@@ -67,7 +68,7 @@ def main() -> None:
     rest = np.flatnonzero(ions != args.ion)
     base_dir = work / f"base-without-{args.ion}"
     if not (base_dir / "model.pt").exists():
-        from ase_em.train import train_ensemble
+        from ase_em.training.ensemble import train_ensemble
 
         train_ensemble(
             subset(rest, f"without-{args.ion}"),

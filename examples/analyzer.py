@@ -14,7 +14,7 @@ import argparse
 from pathlib import Path
 
 from ase_em import EmPredictor
-from ase_em.analysis import MigrationBarrierAnalyzer
+from ase_em.crystals.analyzer import MigrationBarrierAnalyzer
 
 STRUCTURES = Path(__file__).resolve().parent / "structures"
 

@@ -3,7 +3,7 @@
     python examples/migration_graph.py                 # shipped model
     python examples/migration_graph.py --model DIR     # any model directory
 
-``import ase_em.migration_graph`` attaches ``MigrationGraph.with_em_predictor``: one
+``import ase_em.crystals.labelling`` attaches ``MigrationGraph.with_em_predictor``: one
 prediction per symmetry-distinct hop, ``em``/``em_std``/``cost`` (eV) on every edge, so
 ``get_path`` ranks paths by barrier. See docs/pymatgen.md.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 from pymatgen.analysis.diffusion.neb.full_path_mapper import MigrationGraph
 from pymatgen.core import Structure
 
-import ase_em.migration_graph  # noqa: F401  (attaches MigrationGraph.with_em_predictor)
+import ase_em.crystals.labelling  # noqa: F401  (attaches MigrationGraph.with_em_predictor)
 from ase_em import EmPredictor
 
 CIF = Path(__file__).resolve().parent / "structures" / "LiFePO4.cif"

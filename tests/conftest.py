@@ -12,8 +12,8 @@ import torch
 from ase import Atoms
 
 from ase_em.config import GraphConfig, ModelConfig
-from ase_em.model import EmEnsemble
-from ase_em.pretrained import save_model
+from ase_em.model.model import EmEnsemble
+from ase_em.model.weights import save_model
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

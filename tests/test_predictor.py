@@ -10,12 +10,12 @@ import pytest
 from ase.io import write
 from pymatgen.io.ase import AseAtomsAdaptor
 
-from ase_em.band import build_band
 from ase_em.errors import ModelLoadError, UnsupportedElementError
-from ase_em.graph import build_graph
-from ase_em.hop import Hop
+from ase_em.hops.hop import Hop
+from ase_em.model.band import build_band
+from ase_em.model.graph import build_graph
+from ase_em.model.weights import load_model, save_model
 from ase_em.predictor import EmPredictor
-from ase_em.pretrained import load_model, save_model
 
 
 def _em(predictor, hop):

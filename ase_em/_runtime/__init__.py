@@ -1,0 +1,1 @@
+"""Run-time plumbing shared by every stage: output folders and their locks, torch CPU threads."""

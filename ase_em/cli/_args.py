@@ -1,0 +1,81 @@
+"""Shared argument types and the usage checks run before any heavy import (torch, pymatgen)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ase_em.errors import AseEmError
+
+
+def _threads(n: int | None) -> int:
+    """Set torch's CPU threads: ``--threads``, else ``ASE_EM_THREADS``, else 1 (ase_em._runtime.threads)."""
+    from ase_em._runtime.threads import set_threads
+
+    return set_threads(n)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors in one line (``ase-em predict: error: ...``), exit code 2."""
+
+    def error(self, message: str) -> None:  # noqa: D102
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def positive_int(text: str) -> int:
+    """Type of integer options for argparse (``--threads``, counts): an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1 (got {value})")
+    return value
+
+
+def _existing(path: str | None, role: str, *, folder: bool = False) -> None:
+    if path is None:
+        return
+    p = Path(path)
+    if folder and not p.is_dir():
+        raise AseEmError(f"{p}: no such folder ({role})")
+    if not folder and not p.is_file():
+        raise AseEmError(f"{p}: {'is a folder, not a file' if p.is_dir() else 'no such file'} ({role})")
+
+
+def check_usage(args: argparse.Namespace) -> None:
+    """Usage errors that argparse cannot see, found before any heavy import.
+
+    Input files must exist, output folders must be (or become) writable folders, files to
+    write must go into an existing, writable folder, and ``ASE_EM_THREADS`` must be valid.
+
+    Raises:
+        AseEmError: the first problem, in one line.
+    """
+    from ase_em._runtime.folders import check_file_target, check_writable
+    from ase_em._runtime.threads import resolve_threads
+
+    resolve_threads(getattr(args, "threads", None))  # checks ASE_EM_THREADS when --threads is not given
+    command = args.command
+    if command == "predict":
+        if args.images and (args.initial or args.final):
+            raise AseEmError("give either INITIAL FINAL or --images FILE, not both")
+        if not args.images and not (args.initial and args.final):
+            raise AseEmError("give INITIAL and FINAL structure files, or --images FILE")
+        _existing(args.initial, "initial")
+        _existing(args.final, "final")
+        _existing(args.images, "--images")
+    elif command in ("evaluate", "train", "finetune"):
+        _existing(args.data, "data")
+    elif command == "pretrain":
+        _existing(args.data, "data", folder=True)
+    elif command == "network":
+        _existing(args.structure, "structure")
+    if getattr(args, "output", None):
+        check_writable(args.output, role="--output")
+    if getattr(args, "workdir", None):
+        check_writable(args.workdir, role="--workdir")
+    if getattr(args, "predictions", None):
+        check_file_target(args.predictions, role="--predictions")
+    if getattr(args, "plot", None):
+        check_file_target(args.plot, role="--plot")

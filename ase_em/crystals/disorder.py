@@ -1,0 +1,311 @@
+"""Disordered crystals: orderings of partial occupancies, and their candidate ion sites.
+
+Experimental CIFs of ion conductors mostly give an *average* structure: sites with
+partial occupancies (a Li site filled to 0.5), mixed sites (Ge/Ti on one site) and split
+sites (two positions 0.4-1.0 A apart, each partly filled, of which at most one is
+occupied at a time). The model needs ordered bands, so a disordered structure is turned
+into a few **orderings**: supercells in which every site holds one species or nothing.
+
+How an ordering is drawn (:func:`sample_orderings`). Each orbit of equivalent partial
+sites (sites with the same species and occupancies) of the supercell gets, for each
+species, ``round(occupancy * n_sites)`` atoms (largest remainders, so the totals match the
+average composition as closely as the supercell allows). The sites are visited in a
+random order (numpy ``default_rng(seed)``); a site takes a species that its orbit still
+needs, chosen with probability proportional to the count still needed, unless it conflicts
+with a site already filled: a partial site within ``exclusion`` (1.5 A) that can hold one
+of its species (a split site), or any site closer than 0.8 A. A partial site in conflict
+with a fully occupied site stays empty. So split sites are never both filled (filling
+every site with its majority species puts two Li 0.4-1.0 A apart) and no ion is lost to
+rounding (rounding each site's occupancy empties a Li site at 0.3). What cannot be
+placed without an overlap is logged and counted in ``Ordering.missing``.
+
+Why hand-written, not pymatgen's ``OrderDisorderedStructureTransformation``: measured on
+five OBELiX CIFs (``benchmarks/ordering_methods.py``, table in ``docs/pymatgen.md``), its
+Ewald ranking needs oxidation states, whose guess refuses a supercell with a non-integral
+composition (4 of 5), and on the fifth (32 partial sites) it gave no answer in 120 s; it
+knows nothing of split sites. Random occupation sampling took 0.8-2.4 s for 5 orderings,
+keeps the composition and is reproducible with a seed.
+
+Candidate ion sites. The mobile ion's candidate sites are *all* sites of the average
+structure that hold the ion at any occupancy, whatever one ordering fills: an ordering
+leaves some of them empty, and those are the empty sites a hop can end on. Ion sites
+closer than ``merge_radius`` (1.0 A; split sites) are one candidate site at their centre.
+Sites of host species that are partly empty (an oxygen site at 0.9) are not ion sites.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+from pymatgen.core import Element, Lattice, Structure
+
+from ase_em.errors import DisorderError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_N_ORDERINGS = 5
+DEFAULT_SEED = 0
+EXCLUSION = 1.5  # A: two partial sites of one species closer than this are never both filled
+OVERLAP = 0.8  # A: two partial sites closer than this are never both filled, whatever they hold
+MERGE_RADIUS = 1.0  # A: ion sites closer than this are one candidate site (split sites)
+MAX_MERGE_EXTENT = 2.0  # A: a merged cluster wider than this is left as separate sites
+MAX_SUPERCELL_ATOMS = 2000  # sites of the ordering supercell (average structure)
+MAX_SECONDS = 600.0  # s: time allowed for one disordered structure
+
+
+@dataclass(frozen=True)
+class Ordering:
+    """One ordering of a disordered structure.
+
+    Attributes:
+        structure: the ordered supercell (every site one species).
+        seed: seed of the random generator that drew it.
+        missing: atoms of the average composition that could not be placed without an
+            overlap closer than the exclusion distance, by element.
+    """
+
+    structure: Structure
+    seed: int
+    missing: dict[str, int]
+
+
+def is_disordered(structure: Structure) -> bool:
+    """True if any site has a partial occupancy or mixed species."""
+    return not structure.is_ordered
+
+
+def ion_sites(structure: Structure, ion: str, *, merge_radius: float = MERGE_RADIUS) -> Structure:
+    """The candidate sites of the ion: every site that holds it at any occupancy.
+
+    Args:
+        structure: the average (possibly disordered) structure.
+        ion: element of the mobile ion, e.g. "Li".
+        merge_radius: ion sites closer than this (A) become one site at their centre.
+
+    Returns:
+        A structure on the same lattice with one fully occupied ``ion`` site per
+        candidate site; site property ``occupancy`` holds the ion's summed occupancy.
+    """
+    el = Element(ion)
+    idx = [i for i, site in enumerate(structure) if el in site.species]
+    occ = np.array([structure[i].species[el] for i in idx])  # (S,)
+    frac = structure.frac_coords[idx]  # (S, 3)
+    groups = _clusters(structure.lattice, frac, merge_radius)
+    coords, occupancy = [], []
+    for members in groups:
+        ref = frac[members[0]]
+        unwrapped = ref + _min_image(frac[members] - ref)  # (m, 3) next to the first member
+        extent = np.linalg.norm(structure.lattice.get_cartesian_coords(unwrapped - unwrapped.mean(0)), axis=1)
+        if len(members) > 1 and 2 * extent.max() > MAX_MERGE_EXTENT:
+            coords.extend(frac[members])  # a chain of close sites, not one split site: keep them
+            occupancy.extend(occ[members])
+            continue
+        coords.append(unwrapped.mean(0) % 1.0)
+        occupancy.append(float(occ[members].sum()))
+    return Structure(
+        structure.lattice,
+        [ion] * len(coords),
+        coords,
+        site_properties={"occupancy": [min(1.0, float(o)) for o in occupancy]},
+    )
+
+
+def skeleton(structure: Structure, ion: str, *, merge_radius: float = MERGE_RADIUS) -> Structure:
+    """An ordered stand-in of the average structure for building the hop graph.
+
+    Every candidate ion site (:func:`ion_sites`) holds the ion (a mixed site that can hold
+    the ion is an ion site); every other site holds its majority species. Equivalent sites of the average
+    structure have the same occupancies, so the stand-in keeps its space group.
+
+    Args:
+        structure: the average structure.
+        ion: element of the mobile ion.
+        merge_radius: see :func:`ion_sites`.
+
+    Returns:
+        An ordered structure on the same lattice.
+    """
+    el = Element(ion)
+    sites = ion_sites(structure, ion, merge_radius=merge_radius)
+    species, coords = [], []
+    for site in structure:
+        host = {sp: x for sp, x in site.species.items() if sp.symbol != ion}
+        if el in site.species:
+            continue  # a candidate ion site (it comes from ion_sites)
+        species.append(max(host, key=lambda sp: (host[sp], sp.symbol)).symbol)
+        coords.append(site.frac_coords)
+    species += [ion] * len(sites)
+    coords += list(sites.frac_coords)
+    return Structure(structure.lattice, species, coords)
+
+
+def sample_orderings(
+    structure: Structure,
+    supercell: np.ndarray | list[list[int]],
+    *,
+    n: int = DEFAULT_N_ORDERINGS,
+    seed: int = DEFAULT_SEED,
+    exclusion: float = EXCLUSION,
+    max_atoms: int = MAX_SUPERCELL_ATOMS,
+) -> list[Ordering]:
+    """Draw ``n`` orderings of a disordered structure in a supercell (module docstring).
+
+    Args:
+        structure: the average structure (partial occupancies, mixed or split sites).
+        supercell: (3, 3) integer supercell matrix (pymatgen's ``make_supercell``).
+        n: number of orderings.
+        seed: seed; ordering ``k`` uses ``seed + k``, so the first orderings of a
+            larger ``n`` are the same.
+        exclusion: partial sites closer than this (A) are never both filled.
+        max_atoms: largest supercell (sites of the average structure) allowed.
+
+    Returns:
+        ``n`` orderings, each an ordered supercell.
+
+    Raises:
+        DisorderError: the supercell would have more than ``max_atoms`` sites.
+    """
+    m = np.asarray(supercell, dtype=int)
+    size = len(structure) * abs(round(np.linalg.det(m)))
+    formula = structure.composition.reduced_formula
+    if size > max_atoms:
+        raise DisorderError(
+            f"{formula}: the ordering supercell would have {size} sites, more than the cap of "
+            f"{max_atoms} (use a smaller max_distance or min_length, or order the structure yourself)"
+        )
+    sc = structure.copy()
+    sc.make_supercell(m)
+    partial = [i for i, site in enumerate(sc) if not site.is_ordered]
+    full = [i for i, site in enumerate(sc) if site.is_ordered]
+    is_partial = np.zeros(len(sc), bool)
+    is_partial[partial] = True
+    # Conflicts within the exclusion distance between sites that share a species (split
+    # sites), or closer than OVERLAP whatever they hold. A partial site in conflict with a
+    # fully occupied site stays empty; two partial sites in conflict are never both filled.
+    centers, points, _, dist = sc.get_neighbor_list(exclusion)
+    blocked_by_full: set[int] = set()
+    near: dict[int, list[int]] = defaultdict(list)
+    for a, b, d in zip(centers.tolist(), points.tolist(), dist.tolist(), strict=True):
+        if not is_partial[a] or a == b or d < 1e-6:
+            continue
+        shared = {sp.symbol for sp in sc[a].species} & {sp.symbol for sp in sc[b].species}
+        if not shared and d >= OVERLAP:
+            continue
+        if is_partial[b]:
+            near[a].append(b)
+        else:
+            blocked_by_full.add(a)
+    orbits: dict[tuple, list[int]] = defaultdict(list)
+    for i in partial:
+        key = tuple(sorted((sp.symbol, round(x, 4)) for sp, x in sc[i].species.items()))
+        orbits[key].append(i)
+    quota = {key: _largest_remainder(key, len(members)) for key, members in orbits.items()}
+    orbit_of = {i: key for key, members in orbits.items() for i in members}
+    out = []
+    for k in range(n):
+        rng = np.random.default_rng(seed + k)
+        need = {key: dict(q) for key, q in quota.items()}
+        filled: dict[int, str] = {}
+        for i in rng.permutation(partial).tolist():
+            if i in blocked_by_full or any(j in filled for j in near[i]):
+                continue  # split site: one of the group is already filled
+            left = need[orbit_of[i]]
+            total = sum(left.values())
+            if total == 0:
+                continue  # this orbit's quota is placed: the site stays empty
+            names = sorted(left)
+            p = np.array([left[s] for s in names], float) / total
+            symbol = names[int(rng.choice(len(names), p=p))]
+            filled[i] = symbol
+            left[symbol] -= 1
+        missing: dict[str, int] = defaultdict(int)
+        for left in need.values():
+            for symbol, c in left.items():
+                if c:
+                    missing[symbol] += c
+        if missing:
+            logger.warning("%s: ordering %d leaves out %s (no free site without an overlap)",
+                           formula, k, dict(missing))
+        species = [sc[i].specie.symbol for i in full] + [filled[i] for i in sorted(filled)]
+        coords = sc.frac_coords[full + sorted(filled)]  # (N, 3)
+        ordered = Structure(sc.lattice, species, coords)
+        out.append(Ordering(ordered.get_sorted_structure(), seed + k, dict(missing)))
+    return out
+
+
+def _largest_remainder(key: tuple, n_sites: int) -> dict[str, int]:
+    """Atoms of each species on ``n_sites`` sites of one orbit.
+
+    ``occupancy * n_sites`` rounded by largest remainders, the total at most ``n_sites``.
+    """
+    want = np.array([x * n_sites for _, x in key])  # (species,)
+    total = min(n_sites, int(round(float(want.sum()))))
+    base = np.floor(want + 1e-9).astype(int)
+    extra = total - int(base.sum())
+    if extra > 0:
+        for j in np.argsort(-(want - base), kind="stable")[:extra]:
+            base[j] += 1
+    return {symbol: int(c) for (symbol, _), c in zip(key, base, strict=True)}
+
+
+def _min_image(d: np.ndarray) -> np.ndarray:
+    return d - np.round(d)
+
+
+def _clusters(lattice: Lattice, frac: np.ndarray, radius: float) -> list[list[int]]:
+    """Single-linkage clusters of periodic points closer than ``radius`` (A)."""
+    n = len(frac)
+    parent = list(range(n))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    if n:
+        d = lattice.get_all_distances(frac, frac)  # (n, n) minimum-image distances
+        for a, b in zip(*np.nonzero(np.triu(d < radius, k=1)), strict=True):
+            parent[find(int(a))] = find(int(b))
+    groups: dict[int, list[int]] = defaultdict(list)
+    for i in range(n):
+        groups[find(i)].append(i)
+    return [sorted(g) for g in sorted(groups.values())]
+
+
+def check_time(start: float, label: str, max_seconds: float) -> None:
+    """Raise DisorderError when more than ``max_seconds`` have passed since ``start``."""
+    spent = time.perf_counter() - start
+    if spent > max_seconds:
+        raise DisorderError(
+            f"{label}: stopped after {spent:.0f} s (time cap {max_seconds:g} s per structure)"
+        )
+
+
+def site_index(lattice: Lattice, frac: np.ndarray, point: np.ndarray, tol: float) -> int | None:
+    """Index of the site of ``frac`` ((N, 3)) within ``tol`` (A) of ``point`` ((3,)), else None."""
+    if not len(frac):
+        return None
+    d = lattice.get_all_distances(point[None, :], frac)[0]  # (N,)
+    k = int(np.argmin(d))
+    return k if d[k] <= tol else None
+
+
+__all__ = [
+    "DEFAULT_N_ORDERINGS",
+    "DEFAULT_SEED",
+    "EXCLUSION",
+    "MAX_SECONDS",
+    "MAX_SUPERCELL_ATOMS",
+    "MERGE_RADIUS",
+    "DisorderError",
+    "Ordering",
+    "ion_sites",
+    "is_disordered",
+    "sample_orderings",
+    "skeleton",
+]

@@ -1,0 +1,192 @@
+"""``screen``: barriers of many crystals into one resumable ASE database."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ase_em.errors import AseEmError
+from ase_em.screening.inputs import attach_keys, expand_inputs, read_keys_csv
+from ase_em.screening.store import ResultStore
+from ase_em.screening.work import STATUS_ERROR, STATUS_TIMEOUT
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ScreenSummary:
+    """What a screen did.
+
+    Attributes:
+        db: the results database.
+        n_units: units (structure, ion) found in the inputs.
+        n_skipped: units already done (``resume``), not run again.
+        n_run: units run now.
+        status: ``{status: count}`` of the units run now.
+        seconds: wall time of the whole call (s).
+        startup_cpu: ``{worker: CPU s}`` of each worker's start-up (imports + model), where known.
+        cpu_structure: CPU s of the units run now outside the network (sum over units).
+        cpu_model: CPU s of the network's forward passes (sum over units).
+    """
+
+    db: str
+    n_units: int = 0
+    n_skipped: int = 0
+    n_run: int = 0
+    status: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    startup_cpu: dict[str, float] = field(default_factory=dict)
+    cpu_structure: float = 0.0
+    cpu_model: float = 0.0
+
+
+def _model_name(model: str | None) -> str:
+    """The model's name from its card (read without loading torch weights)."""
+    import json
+
+    from ase_em.model.weights import resolve
+
+    try:
+        card = json.loads((resolve(model) / "card.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise AseEmError(f"{model}: unreadable model card ({exc})") from None
+    return str(card.get("name", resolve(model).name))
+
+
+def screen(
+    inputs: Iterable[str | os.PathLike] | str | os.PathLike,
+    ions: Sequence[str] | str,
+    db: str | os.PathLike,
+    *,
+    workers: int | None = None,
+    scheduler: Any = None,
+    timeout: float | None = None,
+    resume: bool = False,
+    retry: bool = False,
+    model: str | None = None,
+    max_distance: float = 5.0,
+    n_orderings: int = 5,
+    seed: int = 0,
+    keys: str | os.PathLike | None = None,
+    keys_id: str = "id",
+    threads: int = 1,
+    progress: bool = True,
+) -> ScreenSummary:
+    """Barriers of every input structure and ion, one database row each.
+
+    Args:
+        inputs: structure files, folders (searched recursively), path lists (``.txt``) or ASE
+            databases (``.db``); see :mod:`ase_em.screening.inputs`.
+        ions: migrating ion(s), e.g. ``"Li"`` or ``["Li", "Na"]``; a structure without the
+            ion gets a ``refused`` row.
+        db: the results database (ASE SQLite ``.db``; schema in :mod:`ase_em.screening.store`).
+        workers: local worker processes (default: ``os.cpu_count()``, at most 8).
+        scheduler: run on a Dask cluster instead: a ``distributed.Client``, a cluster object,
+            an address (``tcp://host:8786``) or a scheduler file.
+        timeout: seconds one structure may take in its worker; then its row gets status
+            ``timeout`` and the worker is replaced (None: no limit).
+        resume: finish a database that already has rows: units whose row has the same
+            source, ion, sha256 and model are skipped; a changed file is redone.
+        retry: with ``resume``, also redo units whose row is ``error`` or ``timeout``.
+        model: model directory or shipped name (default: the shipped model).
+        max_distance: longest ion-ion hop (A).
+        n_orderings: orderings drawn for a disordered structure (partial occupancies; see
+            :mod:`ase_em.crystals.disordered`); an ordered one is used as it is.
+        seed: seed of the first ordering.
+        keys: CSV file of extra per-structure keys, matched by ``keys_id`` to the file stem.
+        keys_id: the id column of ``keys``.
+        threads: torch threads per worker.
+        progress: show a progress bar (rate, ETA) on stderr.
+
+    Returns:
+        A :class:`ScreenSummary`.
+
+    Raises:
+        AseEmError: missing inputs, a database that already has rows without ``resume``,
+            an unreadable keys file or model card. Problems of single structures never
+            raise: they become rows with status ``refused``, ``error`` or ``timeout``.
+    """
+    from tqdm import tqdm
+
+    from ase_em.screening.workers import run_dask, run_local
+
+    t0 = time.perf_counter()
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    ion_list = [ions] if isinstance(ions, str) else list(ions)
+    if not ion_list:
+        raise AseEmError("no ion given (e.g. --ion Li)")
+    if n_orderings < 1:
+        raise AseEmError(f"n_orderings must be at least 1, got {n_orderings}")
+    if timeout is not None and timeout <= 0:
+        raise AseEmError(f"timeout must be positive, got {timeout}")
+    from ase_em._runtime.folders import check_file_target
+
+    check_file_target(db, role="--db")  # before any work: the results must have a place to go
+    model_name = _model_name(model)
+    sources = expand_inputs(inputs)
+    if keys is not None:
+        sources = attach_keys(sources, read_keys_csv(keys, keys_id))
+    store = ResultStore(db)
+    n_rows = len(store)
+    if n_rows and not resume:
+        raise AseEmError(f"{store.path}: already holds {n_rows} rows; give --resume to finish it, "
+                         "or another --db")
+    done = store.done() if resume else {}
+    units, replace, extra = [], {}, {}
+    n_skipped = 0
+    for s in sources:
+        for ion in ion_list:
+            old = done.get((s.source, ion))
+            if old is not None:
+                sha, old_model, status, row_id = old
+                redo = retry and status in (STATUS_ERROR, STATUS_TIMEOUT)
+                if sha == s.sha256 and old_model == model_name and not redo:
+                    n_skipped += 1
+                    continue
+                replace[(s.source, ion)] = [row_id]  # changed file or model: redone, old row replaced
+            unit = {"source": s.source, "sha256": s.sha256, "ion": ion, "path": s.path, "atoms": s.atoms}
+            units.append(unit)
+            extra[(s.source, ion)] = s.keys
+    summary = ScreenSummary(db=store.path, n_units=n_skipped + len(units), n_skipped=n_skipped)
+    if not units:
+        summary.seconds = time.perf_counter() - t0
+        return summary
+    options = {"model": model, "max_distance": float(max_distance), "threads": int(threads),
+               "n_orderings": int(n_orderings), "seed": int(seed)}
+    if scheduler is not None:
+        records = run_dask(units, scheduler=scheduler, timeout=timeout, model_name=model_name,
+                           options=options)
+    else:
+        n = workers or min(os.cpu_count() or 1, 8)
+        records = run_local(units, workers=max(1, min(n, len(units))), timeout=timeout, model_name=model_name,
+                            options=options)
+    counts: Counter[str] = Counter()
+    bar = tqdm(total=len(units), unit="structure", desc="screen", disable=not progress or None,
+               dynamic_ncols=True)
+    try:
+        for record in records:
+            key = (record["source"], record["ion"])
+            store.write(record, extra.get(key), replace=replace.get(key, ()))
+            kv = record["key_value_pairs"]
+            counts[kv["status"]] += 1
+            summary.cpu_structure += kv.get("cpu_structure", 0.0)
+            summary.cpu_model += kv.get("cpu_model", 0.0)
+            startup = record.get("startup") or {}
+            if "cpu" in startup and "worker" in record:
+                summary.startup_cpu[record["worker"]] = startup["cpu"]
+            bar.update(1)
+            bar.set_postfix(dict(sorted(counts.items())), refresh=False)
+    finally:
+        bar.close()
+        if hasattr(records, "close"):
+            records.close()  # stops the pool on an interrupt
+    summary.n_run = sum(counts.values())
+    summary.status = dict(counts)
+    summary.seconds = time.perf_counter() - t0
+    return summary

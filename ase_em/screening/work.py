@@ -1,0 +1,244 @@
+"""One unit of screening work, run in a worker: structure + ion -> one result record.
+
+:func:`run_unit` never raises for bad input: it returns a record whose ``status`` says
+what happened (``ok``, ``refused`` for input the model cannot take, ``error`` for a
+failure of ours). The record is plain data (picklable) that the main process writes as
+one ASE database row (:mod:`ase_em.screening.store`).
+
+The predictor is loaded once per worker process and kept (:func:`get_predictor`).
+Times are CPU seconds of the calling thread (``time.thread_time``), split into the
+network's forward passes (``cpu_model``) and everything else (``cpu_structure``: reading,
+symmetry, hop finding, band and graph building, percolation).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import traceback
+from dataclasses import asdict
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+STATUS_OK = "ok"
+STATUS_REFUSED = "refused"
+STATUS_ERROR = "error"
+STATUS_TIMEOUT = "timeout"
+
+_PREDICTORS: dict[tuple[str | None, int], Any] = {}
+STARTUP: dict[str, float] = {}  # CPU and wall seconds of this worker's start-up (imports + model)
+
+
+def _timed_predictor_class() -> type:
+    """An EmPredictor that counts the CPU time of its forward passes (defined lazily: torch)."""
+    from ase_em.predictor import EmPredictor
+
+    class TimedPredictor(EmPredictor):
+        """EmPredictor with ``cpu_total`` (predict) and ``cpu_graph`` (band + graph) counters."""
+
+        cpu_total = 0.0
+        cpu_graph = 0.0
+
+        def graph(self, hop):  # noqa: D102
+            t = time.thread_time()
+            try:
+                return super().graph(hop)
+            finally:
+                self.cpu_graph += time.thread_time() - t
+
+        def predict(self, hops, *, progress=False):  # noqa: D102
+            t = time.thread_time()
+            try:
+                return super().predict(hops, progress=progress)
+            finally:
+                self.cpu_total += time.thread_time() - t
+
+    return TimedPredictor
+
+
+def get_predictor(model: str | None = None, threads: int = 1) -> Any:
+    """The worker's predictor for ``model`` (loaded on first use, then kept).
+
+    Args:
+        model: model directory or shipped name (None: the shipped default).
+        threads: torch CPU threads of this worker.
+
+    Returns:
+        The predictor (an :class:`ase_em.predictor.EmPredictor`).
+    """
+    key = (model, threads)
+    if key not in _PREDICTORS:
+        cpu, wall = time.process_time(), time.perf_counter()
+        import torch
+
+        torch.set_num_threads(threads)
+        import ase_em.crystals.analyzer  # noqa: F401  (pymatgen, alignn: imported here, not in the first unit)
+
+        _PREDICTORS[key] = _timed_predictor_class().from_pretrained(model)
+        STARTUP["cpu"] = STARTUP.get("cpu", 0.0) + time.process_time() - cpu
+        STARTUP["wall"] = STARTUP.get("wall", 0.0) + time.perf_counter() - wall
+    return _PREDICTORS[key]
+
+
+def init_worker(model: str | None, threads: int) -> None:
+    """Process-pool initializer: one thread per worker, the model loaded once."""
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    get_predictor(model, threads)
+
+
+def read_structure(path: str) -> Any:
+    """A pymatgen Structure from a structure file, partial occupancies kept.
+
+    Extended XYZ goes through ASE; everything else through pymatgen's ``Structure.from_file``.
+
+    Raises:
+        StructureFileError: unreadable file, no atoms, or (extended XYZ) no periodic cell.
+    """
+    from ase_em.crystals.disordered import read_average_structure
+    from ase_em.crystals.labelling import to_structure
+    from ase_em.errors import StructureFileError
+
+    if path.lower().endswith((".xyz", ".extxyz")):
+        from ase.io import read
+
+        try:
+            atoms = read(path, index=0)
+        except Exception as exc:  # ASE raises many types for unreadable files
+            raise StructureFileError(f"{path}: cannot read a structure: {exc}") from None
+        if not atoms.pbc.all() or atoms.cell.rank < 3:
+            raise StructureFileError(f"{path}: no periodic cell (give Lattice= in the extended XYZ header)")
+        return to_structure(atoms)
+    return read_average_structure(path)
+
+
+def _network(structure: Any, ion: str, predictor: Any, max_distance: float, n_orderings: int,
+             seed: int) -> tuple[list[Any], dict[int, float | None], dict[int, float | None], int, bool]:
+    """Hop rows, percolation barriers, their spread, orderings used, whether empty sites were added.
+
+    Empty sites: ``empty_sites=None`` of the analyzer (added when the occupied sites alone
+    have no hop or do not percolate).
+
+    :class:`ase_em.crystals.analyzer.MigrationBarrierAnalyzer`, as ``ase-em network``: an ordered
+    structure as it is (spread empty, 1 ordering); a disordered one through
+    ``n_orderings`` seeded orderings (median; :mod:`ase_em.crystals.disordered`).
+    """
+    from ase_em.crystals.analyzer import MigrationBarrierAnalyzer
+
+    analyzer = MigrationBarrierAnalyzer(structure, ion, max_distance=max_distance, predictor=predictor,
+                                        n_orderings=n_orderings, seed=seed)
+    disorder = getattr(analyzer, "disorder", None)
+    empty = bool(analyzer.has_empty_sites)
+    if disorder is None:
+        return analyzer.hops, analyzer.percolation, {}, 1, empty
+    spread = dict(disorder.percolation_spread)
+    return analyzer.hops, analyzer.percolation, spread, int(disorder.n_orderings), empty
+
+
+def _one_line(exc: BaseException) -> str:
+    """The exception as one line."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) < 500 else text[:497] + "..."
+
+
+def _bottleneck_std(rows: list[Any], em: float | None) -> float | None:
+    """em_std of the hop whose barrier is the percolation barrier ``em`` (largest if tied)."""
+    if em is None:
+        return None
+    stds = [r.em_std for r in rows if r.em is not None and r.em == em and r.em_std is not None
+            and getattr(r, "used", True)]
+    return max(stds) if stds else None
+
+
+def run_unit(unit: dict[str, Any], model: str | None = None, max_distance: float = 5.0,
+             threads: int = 1, n_orderings: int = 5, seed: int = 0) -> dict[str, Any]:
+    """Barriers of one structure and ion.
+
+    Args:
+        unit: ``{"source", "sha256", "ion", "path" or "atoms", "keys"}``
+            (see :class:`ase_em.screening.inputs.Source`).
+        model: model directory or shipped name.
+        max_distance: longest ion-ion hop (A).
+        threads: torch threads of this worker.
+        n_orderings: orderings of a disordered structure (partial occupancies).
+        seed: seed of the first ordering.
+
+    Returns:
+        ``{"source", "sha256", "ion", "atoms", "key_value_pairs", "data"}``: the row to
+        write. ``key_value_pairs`` holds ``status`` and, unless ok, a one-line ``reason``.
+    """
+    from ase_em.errors import AseEmError
+
+    wall0, cpu0 = time.perf_counter(), time.thread_time()
+    kv: dict[str, Any] = {"n_orderings": 0, "max_distance": float(max_distance)}
+    data: dict[str, Any] = {}
+    atoms = None
+    predictor = None
+    try:
+        predictor = get_predictor(model, threads)
+        kv["model"] = predictor.name
+        kv["model_version"] = str(predictor.card.get("version", ""))
+        cpu_model0 = predictor.cpu_total - predictor.cpu_graph
+        from pymatgen.io.ase import AseAtomsAdaptor
+
+        from ase_em.crystals.labelling import to_structure
+
+        if unit.get("path") is not None:
+            structure = read_structure(unit["path"])
+        else:
+            structure = to_structure(unit["atoms"])
+        kv["reduced_formula"] = structure.composition.reduced_formula
+        kv["n_sites"] = len(structure)
+        kv["ordered"] = bool(structure.is_ordered)
+        if structure.is_ordered:
+            atoms = AseAtomsAdaptor.get_atoms(structure)
+        else:  # ASE Atoms hold no partial occupancies: the average structure goes into data
+            data["average_structure"] = structure.as_dict()
+        rows, perc, spread, kv["n_orderings"], kv["empty_sites"] = _network(
+            structure, unit["ion"], predictor, max_distance, n_orderings, seed)
+        for d, e in perc.items():
+            if e is not None:
+                kv[f"em_{d}d"] = float(e)
+                std = _bottleneck_std(rows, e)
+                std = spread.get(d) if std is None else std
+                if std is not None:
+                    kv[f"em_{d}d_std"] = float(std)
+        open_rows = [r for r in rows if r.em is not None]
+        if open_rows:
+            low = min(open_rows, key=lambda r: r.em)
+            kv["em_min"] = float(low.em)
+            if low.em_std is not None:
+                kv["em_min_std"] = float(low.em_std)
+            kv["em_min_length"] = float(low.length)
+        kv["n_hops"] = len(rows)
+        kv["n_blocked"] = len(rows) - len(open_rows)
+        flags = sorted({str(f) for r in rows for f in (getattr(r, "flags", None) or ())})
+        kv["n_flags"] = len(flags)
+        if flags:
+            kv["flags"] = ",".join(flags)
+        data["hops"] = [asdict(r) for r in rows]
+        data["percolation"] = {f"{d}D": e for d, e in perc.items()}
+        kv["status"] = STATUS_OK
+        kv["cpu_model"] = predictor.cpu_total - predictor.cpu_graph - cpu_model0
+    except AseEmError as exc:
+        kv["status"], kv["reason"] = STATUS_REFUSED, _one_line(exc)
+    except Exception as exc:  # one bad structure must never stop the run: it gets an error row
+        kv["status"], kv["reason"] = STATUS_ERROR, f"{type(exc).__name__}: {_one_line(exc)}"
+        data["traceback"] = traceback.format_exc(limit=8)
+        logger.warning("%s (%s): %s", unit["source"], unit["ion"], kv["reason"])
+    kv["seconds"] = time.perf_counter() - wall0
+    cpu = time.thread_time() - cpu0
+    kv.setdefault("cpu_model", 0.0)
+    kv["cpu_structure"] = max(cpu - kv["cpu_model"], 0.0)
+    return {
+        "source": unit["source"],
+        "sha256": unit["sha256"],
+        "ion": unit["ion"],
+        "atoms": atoms,
+        "key_value_pairs": kv,
+        "data": data,
+        "startup": dict(STARTUP),
+        "worker": f"{socket.gethostname()}:{os.getpid()}",
+    }

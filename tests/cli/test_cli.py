@@ -1,0 +1,164 @@
+"""The ase-em command line, through main(argv)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ase_em.cli.main import main
+from tests.conftest import EXAMPLES
+
+LFP = EXAMPLES / "LiFePO4"
+
+
+def test_help_lists_every_subcommand(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for cmd in ("info", "predict", "evaluate", "train"):
+        assert cmd in out
+
+
+def test_predict_json_on_example(tiny_model_dir, capsys):
+    code = main(
+        [
+            "predict",
+            str(LFP / "initial.vasp"),
+            str(LFP / "final.vasp"),
+            "--model",
+            str(tiny_model_dir),
+            "--json",
+        ]
+    )
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["ion"] == "Li" and out["ion_index"] == 0 and out["model"] == "tiny-test"
+    assert out["em_std"] is not None and out["em_std"] > 0
+    # the NEB images of the same hop give the same barrier
+    assert (
+        main(
+            ["predict", "--images", str(LFP / "neb_images.extxyz"), "--model", str(tiny_model_dir), "--json"]
+        )
+        == 0
+    )
+    again = json.loads(capsys.readouterr().out)
+    assert again["em"] == pytest.approx(out["em"], abs=1e-4)
+
+
+def test_info(tiny_model_dir, capsys):
+    assert main(["info", "--model", str(tiny_model_dir), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["model"] == "tiny-test"
+    assert info["model_metrics"]["mae"] == 9.99
+    assert info["em_std"] == "spread of the ensemble members (not calibrated)"
+    assert info["threads"] >= 1
+
+
+def test_info_on_the_shipped_model_states_its_calibration(capsys):
+    assert main(["info", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["em_std"] == (
+        "spread calibrated on CV: 79% of out-of-fold errors within 1 em_std, 94% within 2"
+    )
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["predict", "missing.vasp", str(LFP / "final.vasp")], "missing.vasp: no such file"),
+        (["predict", str(LFP / "initial.vasp"), str(LFP / "initial.vasp")], "same structure"),
+        (
+            ["predict", str(LFP / "initial.vasp"), str(LFP / "final.vasp"), "--ion-index", "500"],
+            "out of range",
+        ),
+        (["predict", str(LFP / "initial.vasp"), str(LFP / "neb_images.extxyz")], None),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(argv, message, tiny_model_dir, capsys):
+    code = main([*argv, "--model", str(tiny_model_dir)])
+    captured = capsys.readouterr()
+    if message is None:  # a valid pair (the last NEB frame is the final endpoint)
+        assert code == 0
+        return
+    assert code == 2
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in captured.err
+
+
+def test_evaluate_writes_metrics_and_predictions(tiny_model_dir, tmp_path, capsys):
+    from ase.io import read
+
+    from ase_em.hops.hop import Hop
+
+    # two labelled endpoint records of the example hop (em619 endpoint format)
+    def jdict(a):
+        return {
+            "lattice_mat": a.cell.tolist(),
+            "coords": a.positions.tolist(),
+            "elements": a.get_chemical_symbols(),
+            "cartesian": True,
+        }
+
+    ini, fin = read(LFP / "initial.vasp"), read(LFP / "final.vasp")
+    records = [
+        {"sys_name": "lfp", "target": 0.27, "atoms_ini": jdict(ini), "atoms_fin": jdict(fin)},
+        {"sys_name": "lfp_back", "target": 0.30, "atoms_ini": jdict(fin), "atoms_fin": jdict(ini)},
+    ]
+    data = tmp_path / "data.json"
+    data.write_text(json.dumps(records))
+    out_csv = tmp_path / "pred.csv"
+    assert main(["evaluate", str(data), "--model", str(tiny_model_dir), "--predictions", str(out_csv)]) == 0
+    text = capsys.readouterr().out
+    assert "n 2" in text and "MAE" in text and "precision" in text
+    rows = out_csv.read_text().splitlines()
+    assert rows[0] == "sys_name,target,prediction,em_std"
+    assert rows[1].startswith("lfp,0.27,")
+    hop = Hop.from_endpoints(ini, fin)
+    from ase_em.predictor import EmPredictor
+
+    em = EmPredictor.from_pretrained(tiny_model_dir).predict_one(hop).em
+    assert float(rows[1].split(",")[2]) == pytest.approx(em, abs=1e-4)
+
+
+def test_evaluate_bad_rows_are_all_named(tiny_model_dir, tmp_path, capsys):
+    data = tmp_path / "bad.json"
+    data.write_text(
+        json.dumps(
+            [
+                {"sys_name": "a", "target": "high"},
+                {"sys_name": "b", "target": -1.0, "atoms": {}},
+                {"sys_name": "c", "target": 0.5},
+            ]
+        )
+    )
+    out_csv = tmp_path / "never.csv"
+    assert main(["evaluate", str(data), "--model", str(tiny_model_dir), "--predictions", str(out_csv)]) == 2
+    err = capsys.readouterr().err
+    assert "3 bad row(s)" in err
+    assert "record 0 (a): target 'high' is not a number" in err
+    assert "record 1 (b): target -1 eV is negative (a barrier is >= 0 eV; pass --allow-implausible" in err
+    assert "record 2 (c)" in err and "neither 'atoms'" in err
+    assert not out_csv.exists()
+
+
+def test_train_and_evaluate_refuse_implausible_targets(tiny_model_dir, tmp_path, capsys):
+    from ase.io import read
+
+    ini, fin = read(LFP / "initial.vasp"), read(LFP / "final.vasp")
+
+    def jdict(a):
+        return {"lattice_mat": a.cell.tolist(), "coords": a.positions.tolist(),
+                "elements": a.get_chemical_symbols(), "cartesian": True}
+
+    data = tmp_path / "data.json"
+    record = {"sys_name": "lfp", "target": 270.0, "atoms_ini": jdict(ini), "atoms_fin": jdict(fin)}
+    data.write_text(json.dumps([record]))
+    train = ["train", str(data), "--output", str(tmp_path / "m")]
+    for argv in (train, ["evaluate", str(data), "--model", str(tiny_model_dir)]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert f"{data}: record 0 (lfp): target 270 eV is above 10 eV" in err
+    assert not (tmp_path / "m").exists()
+    assert main(["evaluate", str(data), "--model", str(tiny_model_dir), "--allow-implausible-barriers"]) == 0
+    assert "n 1" in capsys.readouterr().out

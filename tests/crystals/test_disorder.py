@@ -1,0 +1,203 @@
+"""Disordered crystals: orderings, candidate ion sites, aggregation over orderings."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pymatgen.core import Lattice, Structure
+
+from ase_em.cli.main import main
+from ase_em.crystals.disorder import ion_sites, sample_orderings, skeleton
+from ase_em.crystals.disordered import disordered_network
+from ase_em.errors import DisorderError, MissingIonError
+
+
+def perovskite_llto() -> Structure:
+    """Li-La-Ti-O perovskite (Pm-3m, a = 3.87 A): A site Li 0.33 / La 0.56 / vacant 0.11."""
+    return Structure.from_spacegroup(
+        "Pm-3m",
+        Lattice.cubic(3.87),
+        [{"Li": 0.33, "La": 0.56}, "Ti", "O"],
+        [[0.5, 0.5, 0.5], [0, 0, 0], [0.5, 0, 0]],
+    )
+
+
+def split_li_chloride() -> Structure:
+    """A rock-salt-like chloride whose Li site is split into two positions 0.59 A apart, 0.5 each.
+
+    Filling both (each site's majority species) would put two Li 0.59 A apart.
+    """
+    return Structure(
+        Lattice.cubic(4.2),
+        [{"Li": 0.5}, {"Li": 0.5}, "Cl"],
+        [[0.43, 0.5, 0.5], [0.57, 0.5, 0.5], [0, 0, 0]],
+    )
+
+
+def li_poor_garnet_like() -> Structure:
+    """A Li site at occupancy 0.3 (rounding each site's occupancy removes every Li) and a mixed Ge/Ti site."""
+    return Structure(
+        Lattice.cubic(4.1),
+        [{"Li": 0.3}, {"Ge": 0.5, "Ti": 0.5}, "O", "O", "O"],
+        [[0.5, 0.5, 0.5], [0, 0, 0], [0.5, 0, 0], [0, 0.5, 0], [0, 0, 0.5]],
+    )
+
+
+def counts(s: Structure) -> dict[str, int]:
+    return {el.symbol: int(round(n)) for el, n in s.composition.items()}
+
+
+def min_distance(s: Structure, symbol: str) -> float:
+    idx = [i for i, site in enumerate(s) if site.specie.symbol == symbol]
+    d = s.distance_matrix[np.ix_(idx, idx)]
+    return float(d[~np.eye(len(idx), dtype=bool)].min())
+
+
+def test_orderings_keep_the_average_composition():
+    s = perovskite_llto()
+    m = np.diag([4, 4, 4])  # 64 A sites: Li 0.33 * 64 = 21.1, La 0.56 * 64 = 35.8
+    for o in sample_orderings(s, m, n=3, seed=1):
+        assert o.structure.is_ordered
+        assert counts(o.structure) == {"Li": 21, "La": 36, "Ti": 64, "O": 192}
+        assert o.missing == {}
+
+
+def test_low_occupancy_ions_are_not_rounded_away():
+    s = li_poor_garnet_like()
+    m = np.diag([3, 3, 3])  # 27 cells: Li 0.3 * 27 = 8.1 -> 8; Ge/Ti 13.5 each -> 14 + 13
+    for o in sample_orderings(s, m, n=3, seed=0):
+        c = counts(o.structure)
+        assert c["Li"] == 8
+        assert {c["Ge"], c["Ti"]} == {13, 14}
+        assert c["O"] == 81
+
+
+def test_split_sites_are_never_both_filled():
+    s = split_li_chloride()
+    assert min_distance(Structure(s.lattice, ["Li", "Li", "Cl"], s.frac_coords), "Li") < 0.6
+    m = np.diag([3, 3, 3])
+    for o in sample_orderings(s, m, n=5, seed=0):
+        assert counts(o.structure)["Li"] == 27  # one Li per split pair, none lost
+        assert min_distance(o.structure, "Li") > 1.5
+        assert o.missing == {}
+
+
+def test_same_seed_same_orderings_other_seed_other_ones():
+    s = perovskite_llto()
+    m = np.diag([3, 3, 3])
+    a = sample_orderings(s, m, n=2, seed=7)
+    b = sample_orderings(s, m, n=2, seed=7)
+    c = sample_orderings(s, m, n=2, seed=8)
+    assert [o.structure for o in a] == [o.structure for o in b]
+    assert a[1].structure == c[0].structure  # ordering k uses seed + k
+    assert a[0].structure != a[1].structure
+
+
+def test_supercell_cap_is_one_clear_error():
+    with pytest.raises(DisorderError, match="more than the cap of 100"):
+        sample_orderings(perovskite_llto(), np.diag([3, 3, 3]), n=1, max_atoms=100)
+
+
+def test_candidate_sites_merge_split_sites_and_skip_host_vacancies():
+    s = split_li_chloride()
+    s.replace(2, {"Cl": 0.9})  # a partly empty host site is not an ion site
+    sites = ion_sites(s, "Li")
+    assert len(sites) == 1
+    assert np.allclose(sites.frac_coords[0], [0.5, 0.5, 0.5])
+    assert sites.site_properties["occupancy"] == [1.0]
+    sk = skeleton(s, "Li")
+    assert sk.is_ordered and counts(sk) == {"Li": 1, "Cl": 1}
+
+
+def test_mixed_ion_site_is_a_candidate_site():
+    sk = skeleton(perovskite_llto(), "Li")
+    assert counts(sk) == {"Li": 1, "Ti": 1, "O": 3}  # the Li/La A site is the ion's site
+
+
+@pytest.fixture(scope="module")
+def llto_network(tiny_predictor):
+    return disordered_network(perovskite_llto(), "Li", predictor=tiny_predictor, n_orderings=3,
+                              max_distance=4.0, seed=0)
+
+
+def test_disordered_network_aggregates_over_orderings(llto_network):
+    net = llto_network
+    assert net.n_orderings == 3 and net.seed == 0
+    assert len(net.hops) == 1  # A site to A site, 3.87 A
+    hop = net.hops[0]
+    assert hop.length == pytest.approx(3.87)
+    assert hop.multiplicity == 3
+    assert hop.n_orderings == 3 and len(hop.values) == 3
+    values = np.array(hop.values)
+    assert len(set(hop.values)) == 3  # the orderings give different local environments
+    assert hop.em == pytest.approx(float(np.median(values)))
+    assert hop.em_spread == pytest.approx(float(np.std(values, ddof=1)))
+    assert hop.em_std == pytest.approx(math.hypot(hop.model_std, hop.em_spread))
+    # the A sites form a simple cubic net: percolates in 3D at each ordering's one barrier
+    for d in (1, 2, 3):
+        assert net.percolation[d] == pytest.approx(hop.em)
+        assert net.percolation_spread[d] == pytest.approx(hop.em_spread)
+    summary = net.to_dict()
+    assert summary["disorder"]["n_orderings"] == 3
+    assert "median" in summary["disorder"]["aggregate"]
+    # the graph carries the median on every edge, for get_path and plots
+    ems = {d["em"] for _, _, d in net.graph.m_graph.graph.edges(data=True)}
+    assert ems == {hop.em}
+
+
+def test_disordered_network_is_reproducible(llto_network, tiny_predictor):
+    again = disordered_network(perovskite_llto(), "Li", predictor=tiny_predictor, n_orderings=3,
+                               max_distance=4.0, seed=0)
+    assert again.hops[0].values == llto_network.hops[0].values
+
+
+def test_structure_without_the_ion_is_refused(tiny_predictor):
+    s = perovskite_llto()
+    s.replace_species({"Li": "Na"})
+    with pytest.raises(MissingIonError, match="no Li in the structure"):
+        disordered_network(s, "Li", predictor=tiny_predictor, n_orderings=1)
+
+
+LLTO_CIF = Path(__file__).resolve().parents[1] / "data" / "llto_disordered.cif"
+
+
+def test_network_cli_takes_a_disordered_cif(capsys, tiny_model_dir):
+    """The CIF of perovskite_llto() (P1, the Li/La A site as two partial entries)."""
+    argv = ["network", LLTO_CIF, "--ion", "Li", "--max-distance", "4", "--orderings", "3",
+            "--model", tiny_model_dir]
+    assert main([str(a) for a in argv]) == 0
+    out = capsys.readouterr().out
+    assert "disordered: Em is the median over 3 orderings" in out
+    row = next(line.split() for line in out.splitlines() if line.split()[:2] == ["0", "3.870"])
+    em = float(row[2])
+    assert f"percolation barrier (eV): 1D {em:.3f}  2D {em:.3f}  3D {em:.3f}" in out
+    assert "percolation spread over orderings (eV): 1D" in out
+
+    assert main([str(a) for a in [*argv, "--json"]]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["disorder"]["n_orderings"] == 3
+    assert data["disorder"]["method"].startswith("random occupation sampling")
+    hop = data["hops"][0]
+    values = data["disorder"]["hops"][0]["values"]
+    assert len(values) == 3 and hop["em"] == pytest.approx(float(np.median(values)))
+    assert data["percolation"]["3D"] == pytest.approx(hop["em"])
+
+
+def test_predict_still_refuses_a_disordered_cif(capsys, tiny_model_dir):
+    code = main(["predict", str(LLTO_CIF), str(LLTO_CIF), "--model", str(tiny_model_dir)])
+    assert code == 2
+    assert "partial occupanc" in capsys.readouterr().err
+
+
+def test_with_em_predictor_takes_a_disordered_structure(tiny_predictor, llto_network):
+    from pymatgen.analysis.diffusion.neb.full_path_mapper import MigrationGraph
+
+    import ase_em.crystals.labelling  # noqa: F401  (attaches with_em_predictor)
+
+    mg = MigrationGraph.with_em_predictor(perovskite_llto(), "Li", 4.0, tiny_predictor, n_orderings=3)
+    ems = {d["em"] for _, _, d in mg.m_graph.graph.edges(data=True)}
+    assert ems == {llto_network.hops[0].em}  # same seed, same orderings, same median

@@ -1,0 +1,166 @@
+"""The whole straight path of a hop against every host atom (ase_em.hops.clearance.path_clearance)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase import Atoms
+
+from ase_em.errors import BlockedPathError, ImplausibleHopError
+from ase_em.hops import clearance
+from ase_em.hops.hop import Hop
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def _hop(start, end, host_symbols, host_positions, cell, ion="Li") -> Hop:
+    return Hop(ion, np.array(start, float), np.array(end, float), tuple(host_symbols),
+               np.array(host_positions, float), np.array(cell, float))
+
+
+def test_closest_approach_in_closed_form():
+    # Li hops 4 A along x; an O sits 0.9 A off the midpoint, an F far away
+    hop = _hop([3, 5, 5], [7, 5, 5], ["F", "O"], [[1, 1, 1], [5, 5.9, 5]], np.eye(3) * 10)
+    c = clearance.path_clearance(hop)
+    assert c.distance == pytest.approx(0.9)
+    assert c.host_index == 1 and c.host_symbol == "O"
+    assert c.fraction == pytest.approx(0.5)
+    assert c.bond == pytest.approx(np.hypot(2.0, 0.9))  # O seen from either endpoint
+    assert c.ratio == pytest.approx(0.9 / np.hypot(2.0, 0.9))
+    assert not c.blocked and c.grey  # 0.41: inside the grey zone
+
+
+def test_periodic_images_of_host_atoms_count():
+    # the hop crosses the cell boundary; the O image at x = 10.6 lies 0.3 A off its path
+    hop = _hop([9, 5, 5], [12, 5, 5], ["O", "F"], [[0.6, 5.3, 5], [5, 1, 1]], np.eye(3) * 10)
+    c = clearance.path_clearance(hop)
+    assert c.distance == pytest.approx(0.3)
+    assert c.fraction == pytest.approx(1.6 / 3)
+
+
+def test_matches_a_dense_sampling_of_the_path():
+    from pymatgen.core import Lattice
+
+    hop = Hop.from_endpoints(EXAMPLES / "LiFePO4" / "initial.vasp", EXAMPLES / "LiFePO4" / "final.vasp")
+    lat = Lattice(hop.cell)
+    t = np.linspace(0, 1, 4001)[:, None]
+    points = lat.get_fractional_coords(hop.start + t * (hop.end - hop.start))  # (4001, 3)
+    dist = lat.get_all_distances(points, lat.get_fractional_coords(hop.host_positions))  # (4001, M)
+    c = clearance.path_clearance(hop)
+    assert c.distance == pytest.approx(dist.min(), abs=1e-3)
+    assert c.host_index == int(np.unravel_index(np.argmin(dist), dist.shape)[1])
+    assert c.bond == pytest.approx(min(dist[0].min(), dist[-1].min()), abs=1e-9)
+    assert c.ratio == pytest.approx(0.690, abs=1e-3)  # the olivine b-channel hop: 1.42 A from an O
+    assert not c.grey and not c.blocked
+
+
+def test_a_path_through_a_host_atom_between_the_images_is_blocked():
+    # 4 A hop; an O atom at 3/8 of it: between images 1 and 2, 0.5 A from either
+    hop_args = (["O", "F"], [[4.5, 5, 5], [5, 1, 1]], np.eye(3) * 12)
+    with pytest.raises(BlockedPathError, match=r"passes 0.000 A from host atom 0 \(O\) at 38% of the hop"):
+        _hop([3, 5, 5], [7, 5, 5], *hop_args)
+
+
+def test_a_hop_through_an_occupied_site_of_its_own_element_is_blocked():
+    # Li passes 0.6 A from another Li (0.29 of the 2.06 A bond): two hops, not one
+    with pytest.raises(BlockedPathError, match=r"host atom 0 \(Li\), 0.2\d of its .* own element"):
+        _hop([2, 5, 5], [8, 5, 5], ["Li", "O"], [[5, 5.6, 5], [2, 7.06, 5]], np.eye(3) * 12)
+    assert issubclass(BlockedPathError, ImplausibleHopError)  # network sets em = inf for these
+
+
+@pytest.fixture(scope="module")
+def train_extremes() -> dict:
+    """TRAIN records at the edges of the distributions (copied from em619 band5_train.json)."""
+    return {r["sys_name"]: r for r in json.loads((DATA / "train_path_extremes.json").read_text())}
+
+
+def test_thresholds_keep_every_train_extreme_but_the_broken_ones(train_extremes):
+    # the smallest path ratio TRAIN keeps: 0.058 A from a Ru atom (DFT-NEB curves around it)
+    c = clearance.path_clearance(Hop.from_record(train_extremes["RuO2_Li_1"]))
+    assert c.ratio == pytest.approx(0.032, abs=5e-4) and not c.blocked and c.grey
+    # the smallest ratio to an atom of the ion's own element: 0.656
+    c = clearance.path_clearance(Hop.from_record(train_extremes["Li4P2O7"]))
+    assert c.same_species_ratio == pytest.approx(0.656, abs=5e-4) and not c.blocked
+    # the closest pair relative to covalent radii: 0.624 of the sum
+    Hop.from_record(train_extremes["O-FePO4_K"])
+    # left out of training: a path exactly through a Ru atom; a duplicated P atom
+    with pytest.raises(BlockedPathError, match=r"0.000 A from host atom \d+ \(Ru\)"):
+        Hop.from_record(train_extremes["LiRuO2_1"])
+    duplicated = r"host atom \d+ \(\w+\) and host atom \d+ \(\w+\) are 0.014 A"
+    with pytest.raises(ImplausibleHopError, match=duplicated):
+        Hop.from_record(train_extremes["Na4MnAlP3O12_1"])
+
+
+def _hops_by_length(structure, ion, max_distance):
+    from pymatgen.analysis.diffusion.neb.full_path_mapper import MigrationGraph
+
+    mg = MigrationGraph.with_distance(structure, ion, max_distance=max_distance)
+    return sorted((d["hop"] for d in mg.unique_hops.values()), key=lambda h: h.length)
+
+
+def test_na2o_face_diagonal_hop_past_an_anion_is_in_the_grey_zone():
+    from pymatgen.core import Lattice, Structure
+
+    from ase_em.hops.migration_hop import hop_from_migration_hop
+
+    na2o = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.55), ["Na", "O"], [[0.25] * 3, [0, 0, 0]])
+    near, diagonal = _hops_by_length(na2o.get_primitive_structure(), "Na", 4.0)
+    c_near = clearance.path_clearance(hop_from_migration_hop(near))
+    c_diag = clearance.path_clearance(hop_from_migration_hop(diagonal))
+    assert diagonal.length == pytest.approx(3.924, abs=1e-3)
+    assert c_diag.host_symbol == "O" and c_diag.distance == pytest.approx(5.55 / 4, abs=1e-3)  # 1.39 A
+    assert c_diag.ratio == pytest.approx(0.578, abs=2e-3) and c_diag.grey
+    assert c_near.ratio == pytest.approx(0.816, abs=2e-3) and not c_near.grey and not c_near.blocked
+
+
+def test_licoo2_long_hop_through_a_li_site_is_blocked():
+    from pymatgen.core import Structure
+
+    from ase_em.hops.migration_hop import hop_from_migration_hop
+
+    s = Structure.from_file(EXAMPLES / "structures" / "LiCoO2.cif")
+    long = [h for h in _hops_by_length(s, "Li", 8.5) if abs(h.length - 8.448) < 2e-3]
+    assert long
+    with pytest.raises(BlockedPathError, match=r"passes 0.0\d\d A from host atom \d+ \(Li\)"):
+        hop_from_migration_hop(long[0])
+
+
+def test_network_gives_blocked_hops_inf_with_the_reason(tiny_predictor):
+    import math
+
+    from pymatgen.analysis.diffusion.neb.full_path_mapper import MigrationGraph
+    from pymatgen.core import Lattice, Structure
+
+    from ase_em.crystals.labelling import label_migration_graph
+
+    # rock-salt LiF: the 2.85 A hop is clear; the 4.03 A hop along a cube edge runs through F
+    lif = Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.03), ["Li", "F"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    mg = MigrationGraph.with_distance(lif.get_primitive_structure(), "Li", max_distance=4.1)
+    label_migration_graph(mg, tiny_predictor)
+    by_length = sorted(mg.unique_hops.values(), key=lambda d: d["hop"].length)
+    assert [round(d["hop"].length, 2) for d in by_length] == [2.85, 4.03]
+    assert math.isfinite(by_length[0]["em"])
+    assert math.isinf(by_length[1]["em"])
+    assert "(F)" in by_length[1]["em_blocked"] and "runs through an atom" in by_length[1]["em_blocked"]
+
+
+def test_path_check_is_cheap():
+    import time
+
+    hop = Hop.from_endpoints(EXAMPLES / "LiFePO4" / "initial.vasp", EXAMPLES / "LiFePO4" / "final.vasp")
+    t0 = time.perf_counter()
+    for _ in range(20):
+        clearance.path_clearance(hop)
+    assert (time.perf_counter() - t0) / 20 < 0.05  # s per hop (about 2 ms measured)
+
+
+def test_every_reader_path_goes_through_the_check():
+    # a band5 Atoms whose straight path crosses an O (a record of the same kind is blocked too)
+    positions = [[3 + k, 5, 5] for k in range(5)] + [[4.5, 5, 5], [9, 9, 9]]
+    band = Atoms("Li5OF", positions=positions, cell=np.eye(3) * 12, pbc=True)
+    with pytest.raises(BlockedPathError):
+        Hop.from_band(band)
