@@ -44,7 +44,8 @@ def cpu():
 t = cpu()
 import torch; torch.set_num_threads(1)
 from ase_em.predictor import EmPredictor
-from ase_em.crystals.labelling import to_structure, hop_from_migration_hop
+from ase_em.crystals.structure import to_structure
+from ase_em.hops.migration_hop import hop_from_migration_hop
 from ase_em.crystals.hop_graph import build_migration_graph
 from ase_em.crystals.analyzer import graph_percolation_barriers
 predictor = EmPredictor.from_pretrained()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from ase_em.errors import AseEmError
@@ -79,3 +80,21 @@ def check_usage(args: argparse.Namespace) -> None:
         check_file_target(args.predictions, role="--predictions")
     if getattr(args, "plot", None):
         check_file_target(args.plot, role="--plot")
+
+
+def load_labelled_em619(args: argparse.Namespace):
+    """Read ``args.data`` (em619 format) as ``evaluate`` and ``train`` do; print skipped rows and warnings.
+
+    Returns:
+        The :class:`ase_em.training.data.LabelledHops`.
+    """
+    from ase_em.training.data import load_em619
+
+    data = load_em619(
+        args.data, skip_invalid=args.skip_invalid, allow_implausible=args.allow_implausible_barriers
+    )
+    for line in data.skipped:
+        print(f"skipped: {line}", file=sys.stderr)
+    for line in data.warnings:
+        print(f"warning: {line}", file=sys.stderr)
+    return data

@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 
-from ase_em.cli._args import _existing, _threads, positive_int  # noqa: F401
+from ase_em.cli._args import _threads
 
 
 def cmd_network(args: argparse.Namespace) -> int:
     """Barriers of all hops of an ion in a crystal, and its 1D/2D/3D percolation barriers."""
     from ase_em.crystals.analyzer import MigrationBarrierAnalyzer
     from ase_em.crystals.disordered import disordered_input
-    from ase_em.crystals.labelling import check_ion, to_structure
+    from ase_em.crystals.structure import check_ion, to_structure
     from ase_em.predictor import EmPredictor
 
     # partial occupancies are kept (ordered later); anything else gets every input check

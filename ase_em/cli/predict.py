@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from ase_em._version import __version__
-from ase_em.cli._args import _existing, _threads, positive_int  # noqa: F401
+from ase_em.cli._args import _threads, load_labelled_em619
 from ase_em.errors import AseEmError
 
 
@@ -109,15 +109,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     """Score a model on a labelled em619-format JSON file."""
     import numpy as np
 
-    from ase_em.training.data import load_em619
 
-    data = load_em619(
-        args.data, skip_invalid=args.skip_invalid, allow_implausible=args.allow_implausible_barriers
-    )
-    for line in data.skipped:
-        print(f"skipped: {line}", file=sys.stderr)
-    for line in data.warnings:
-        print(f"warning: {line}", file=sys.stderr)
+    data = load_labelled_em619(args)
     if args.predictions and Path(args.predictions).exists() and not args.overwrite:
         raise AseEmError(f"{args.predictions}: exists (use --overwrite)")
     from ase_em.predictor import EmPredictor  # torch: only once the data is known to be good

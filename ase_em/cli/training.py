@@ -6,26 +6,19 @@ import argparse
 import sys
 from pathlib import Path
 
-from ase_em.cli._args import _existing, _threads, positive_int  # noqa: F401
+from ase_em.cli._args import _threads, load_labelled_em619
 from ase_em.errors import AseEmError
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train a K-fold CV ensemble from scratch on a labelled em619-format file."""
     from ase_em.config import GraphConfig, ModelConfig, TrainConfig
-    from ase_em.training.data import load_em619
     from ase_em.training.ensemble import train_ensemble
 
     out = Path(args.output)
     if (out / "model.pt").exists() and not args.overwrite:
         raise AseEmError(f"{out}: already holds a model (use --overwrite)")
-    data = load_em619(
-        args.data, skip_invalid=args.skip_invalid, allow_implausible=args.allow_implausible_barriers
-    )
-    for line in data.skipped:
-        print(f"skipped: {line}", file=sys.stderr)
-    for line in data.warnings:
-        print(f"warning: {line}", file=sys.stderr)
+    data = load_labelled_em619(args)
     _threads(args.threads)
     card = train_ensemble(
         data,

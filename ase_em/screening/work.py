@@ -98,7 +98,7 @@ def read_structure(path: str) -> Any:
         StructureFileError: unreadable file, no atoms, or (extended XYZ) no periodic cell.
     """
     from ase_em.crystals.disordered import read_average_structure
-    from ase_em.crystals.labelling import to_structure
+    from ase_em.crystals.structure import to_structure
     from ase_em.errors import StructureFileError
 
     if path.lower().endswith((".xyz", ".extxyz")):
@@ -183,7 +183,7 @@ def run_unit(unit: dict[str, Any], model: str | None = None, max_distance: float
         cpu_model0 = predictor.cpu_total - predictor.cpu_graph
         from pymatgen.io.ase import AseAtomsAdaptor
 
-        from ase_em.crystals.labelling import to_structure
+        from ase_em.crystals.structure import to_structure
 
         if unit.get("path") is not None:
             structure = read_structure(unit["path"])

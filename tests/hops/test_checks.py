@@ -69,7 +69,7 @@ def test_non_finite_atoms_structure_and_hop_are_refused(lfp_hop):
 
 
 def test_partial_occupancies_are_refused_by_predict_and_network_alike():
-    from ase_em.crystals.labelling import to_structure
+    from ase_em.crystals.structure import to_structure
 
     message = r"p1_09w_ini.cif: partial occupancies; give an ordered structure \(site 0: Li 0.124\)"
     with pytest.raises(DisorderedStructureError, match=message):
@@ -149,7 +149,7 @@ def test_unknown_species_is_refused(given):
 def test_oxidation_state_structures_are_accepted_everywhere(lfp_hop):
     from pymatgen.core import Structure
 
-    from ase_em.crystals.labelling import check_ion, to_structure
+    from ase_em.crystals.structure import check_ion, to_structure
 
     s = to_structure(DATA / "LiFePO4_oxi.cif")
     assert sorted(el.symbol for el in s.composition.elements) == ["Fe", "Li", "O", "P"]
