@@ -63,7 +63,8 @@ def main() -> None:
         sc.make_supercell(m)
         li_expected = sc.composition["Li"]
         n_partial = sum(1 for site in sc if not site.is_ordered)
-        head = f"| {path.rsplit('/', 1)[-1]} | {prim.composition.reduced_formula} | {len(sc)} | {n_partial} | {li_expected:.1f}"
+        name, formula = path.rsplit("/", 1)[-1], prim.composition.reduced_formula
+        head = f"| {name} | {formula} | {len(sc)} | {n_partial} | {li_expected:.1f}"
         for method in ("pymatgen Ewald", "ase-em sampler"):
             t0 = time.perf_counter()
             signal.alarm(args.timeout)

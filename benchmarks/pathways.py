@@ -79,7 +79,9 @@ def ranking(y: np.ndarray, score: np.ndarray, groups: np.ndarray, tie: float = 1
     }
 
 
-def pair_outcomes(y: np.ndarray, score: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def pair_outcomes(
+    y: np.ndarray, score: np.ndarray, groups: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per same-structure pair with different DFT barriers: structure, right (0, 0.5, 1), DFT gap."""
     g_out, ok_out, gap_out = [], [], []
     for g in np.unique(groups):
@@ -166,9 +168,11 @@ def main() -> None:
             f"| {name} | {len(y)} | {np.abs(p - y).mean():.3f} | {r2(p):.3f} | {k['found']:.3f} | "
             f"{k['pair_acc']:.3f} | {k['pair_acc_gap']:.3f} | {dfold} | {dhop} | {dpair} |"
         )
-    print(f"| rule: shorter hop lower | | | | {rk['found']:.3f} | {rk['pair_acc']:.3f} | {rk['pair_acc_gap']:.3f} | | | |")
+    figures = f"{rk['found']:.3f} | {rk['pair_acc']:.3f} | {rk['pair_acc_gap']:.3f}"
+    print(f"| rule: shorter hop lower | | | | {figures} | | | |")
 
-    print("\n| run | " + " | ".join(f"{lo}-{hi} eV" if hi < np.inf else f"> {lo} eV" for lo, hi in BINS) + " |")
+    bins = [f"{lo}-{hi} eV" if hi < np.inf else f"> {lo} eV" for lo, hi in BINS]
+    print("\n| run | " + " | ".join(bins) + " |")
     print("| --- |" + " --- |" * len(BINS))
     for name, p in runs.items():
         cells = []

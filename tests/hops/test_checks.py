@@ -327,6 +327,7 @@ def _run(code: str) -> str:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
 
 
+@pytest.mark.slow
 def test_with_em_predictor_exists_in_any_import_order_and_import_is_light():
     first = (
         "import sys, ase_em\n"

@@ -299,6 +299,7 @@ def test_refined_barriers_relabel_a_migration_graph_and_its_percolation():
     assert percolation_barriers_refined(mg)[3] == 0.75
 
 
+@pytest.mark.slow
 def test_refine_from_a_screening_database_stores_refined_barriers_in_its_rows(tmp_path, tiny_model_dir):
     from ase.db import connect
     from pymatgen.core import Lattice, Structure

@@ -173,6 +173,7 @@ def test_screen_rows_match_the_analyzer(reference, folder, one_torch_thread):
     assert src["MgO.cif"]["natoms"] == 8 and src["bad.cif"]["natoms"] == 0
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_equals_uninterrupted(reference, folder, tmp_path):
     db = tmp_path / "killed.db"
     proc = subprocess.Popen(  # `ase-em screen` (the console script's main, as python -m)
@@ -224,6 +225,7 @@ def test_dask_local_cluster_gives_the_same_rows(reference, folder, tmp_path, one
     _same_results(tmp_path / "dask.db", reference)
 
 
+@pytest.mark.slow
 def test_timeout_row_and_the_run_goes_on(tmp_path):
     from pymatgen.core import Structure
 

@@ -203,6 +203,7 @@ def test_folds_give_out_of_fold_figures(hops_csv, base_dir, tmp_path):
         float(np.abs(oof - np.array(data.targets)).mean()), abs=1e-4)
 
 
+@pytest.mark.slow
 def test_early_stopping_keeps_the_best_epoch(hops_csv, base_dir, tmp_path):
     out = tmp_path / "es"
     predictor = ase_em.finetune(hops_csv, base=base_dir, output=out, strategy="head", epochs=12, patience=2,
@@ -309,6 +310,7 @@ def assert_same_run(out: Path, ref: Path) -> None:
     assert not (out / ".work").exists()
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_to_the_same_model(hops_csv, base_dir, full_ref, tmp_path):
     common = dict(base=base_dir, **FULL)
     before, after = state(base_dir), state(full_ref)
@@ -342,6 +344,7 @@ def test_interrupted_run_resumes_to_the_same_model(hops_csv, base_dir, full_ref,
     assert_same_run(out, full_ref)
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_model(hops_csv, base_dir, full_ref, tmp_path):
     """SIGKILL (no handler runs) in a child process after 4 member-epochs, then --resume."""
     import subprocess

@@ -134,6 +134,7 @@ def test_partial_folds_from_a_backbone(backbone_dir, hops_csv, tmp_path):
         assert changed == {"gcn_layers"}  # the rest of the backbone stays as pre-trained
 
 
+@pytest.mark.slow
 def test_full_from_a_backbone_resumes_to_the_same_model(backbone_dir, hops_csv, tmp_path):
     common = dict(base=backbone_dir, strategy="full", epochs=2, batch_size=3, val_fraction=0, progress=False)
     ref = ase_em.finetune(hops_csv, output=tmp_path / "ref", **common)

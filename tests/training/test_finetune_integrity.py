@@ -114,6 +114,7 @@ def swap_in_hop(data: Path, target: int, source: int = 11) -> None:
         write(struct / f"{target}_{end}.vasp", atoms, format="vasp", direct=True)
 
 
+@pytest.mark.slow
 def test_graph_cache_notices_an_edited_structure_file(base_dir, tmp_path, capsys):
     data = hops(tmp_path)
     work = tmp_path / "wd"
