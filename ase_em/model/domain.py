@@ -181,10 +181,11 @@ def knn_distance(
     Returns:
         (Q,) distances.
     """
-    from sklearn.neighbors import NearestNeighbors
+    from scipy.spatial import cKDTree  # scipy, not scikit-learn: a second of start-up less
 
     n = min(k + int(exclude_self), len(reference))
-    dist, _ = NearestNeighbors(n_neighbors=n).fit(reference).kneighbors(query)  # (Q, n)
+    dist, _ = cKDTree(reference).query(query, k=n)
+    dist = np.asarray(dist).reshape(len(query), n)  # (Q, n); query returns (Q,) for n = 1
     return dist[:, 1:].mean(axis=1) if exclude_self else dist.mean(axis=1)
 
 

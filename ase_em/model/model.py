@@ -1,4 +1,4 @@
-"""The network: ALIGNN layers (alignn's pure-PyTorch modules) plus target scaling.
+"""The network: ALIGNN layers (alignn's pure-PyTorch layers, :mod:`ase_em.model.layers`) plus target scaling.
 
 ``EmModel`` is one ALIGNN regressor that answers in eV: it keeps the mean and spread of
 its training targets as buffers and undoes the scaling in ``forward``. ``EmEnsemble``
@@ -8,17 +8,13 @@ holds several members and reports their mean and spread (the uncertainty).
 from __future__ import annotations
 
 import torch
-from alignn.models.alignn_atomwise_pure import (
-    ALIGNNConvPure,
-    EdgeGatedGraphConvPure,
-    scatter_mean,
-)
 from alignn.models.utils import MLPLayer, RBFExpansion
 from alignn.torch_graph_builder import TorchGraph, torch_bond_cosines
 from torch import nn
 
 from ase_em.config import ModelConfig
 from ase_em.hops.hop import N_IMAGES
+from ase_em.model.layers import ALIGNNConvPure, EdgeGatedGraphConvPure, scatter_mean
 
 N_ATOM_FEATURES = 92  # CGCNN
 
