@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -162,3 +164,15 @@ def test_train_and_evaluate_refuse_implausible_targets(tiny_model_dir, tmp_path,
     assert not (tmp_path / "m").exists()
     assert main(["evaluate", str(data), "--model", str(tiny_model_dir), "--allow-implausible-barriers"]) == 0
     assert "n 1" in capsys.readouterr().out
+
+
+def test_predict_imports_neither_plotting_nor_scikit_learn():
+    # start-up: a prediction pays for torch, ASE and the model, not for pyplot or scikit-learn
+    code = (
+        "import sys\n"
+        "from ase_em.cli.main import main\n"
+        f"rc = main(['predict', {str(LFP / 'initial.vasp')!r}, {str(LFP / 'final.vasp')!r}, '--json'])\n"
+        "print(rc, 'matplotlib.pyplot' in sys.modules, any(m.startswith('sklearn') for m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "0 False False"
