@@ -79,6 +79,29 @@ class EmResult:
         return f"EmResult(em={self.em:.3f}{std} eV, flags={list(self.flags)}{hop})"
 
 
+# A compiled forward (torch.compile, inductor) gives the same barriers (to 1e-6 eV) about 2.6x
+# faster on CPU, but compiling costs 25-85 s once per process (benchmarks/throughput.py):
+# it pays only for long runs, so by default it starts after this many hops.
+COMPILE_AFTER_HOPS = 1000
+
+CompileMode = Literal["auto", "always", "never"]
+
+
+def determine_compile(mode: str | None = None) -> CompileMode:
+    """The argument first, then ``ASE_EM_COMPILE``, then "auto".
+
+    "auto": compile once a predictor has predicted :data:`COMPILE_AFTER_HOPS` hops (or is
+    asked for that many at once); "always": from the first batch; "never": eager only.
+
+    Raises:
+        AseEmError: another value.
+    """
+    choice = mode or os.environ.get("ASE_EM_COMPILE") or "auto"
+    if choice not in ("auto", "always", "never"):
+        raise AseEmError(f"compile mode must be auto, always or never (got {choice!r}; ASE_EM_COMPILE)")
+    return choice  # type: ignore[return-value]
+
+
 def determine_device(device: str | None = None) -> torch.device:
     """The argument first, then ``ASE_EM_DEVICE``, then CUDA if present, else CPU."""
     choice = device or os.environ.get("ASE_EM_DEVICE")
@@ -96,20 +119,37 @@ class EmPredictor:
         model: a loaded model.
         device: torch device (see :func:`determine_device`).
         batch_size: hops per forward pass.
+        compile: "auto", "always" or "never" (see :func:`determine_compile`); a compiled
+            forward that fails (no C++ compiler, say) falls back to eager with a warning.
     """
 
-    def __init__(self, model: LoadedModel, *, device: str | None = None, batch_size: int = 32) -> None:
+    def __init__(
+        self,
+        model: LoadedModel,
+        *,
+        device: str | None = None,
+        batch_size: int = 32,
+        compile: str | None = None,
+    ) -> None:
         """Wrap a loaded model."""
         self.model = model
         self.device = determine_device(device)
         self.batch_size = batch_size
+        self.compile = determine_compile(compile)
+        self._compiled: Any = None  # the compiled ensemble, once built; False after a failure
+        self.n_predicted = 0  # hops predicted so far (the "auto" rule counts them)
         self.model.ensemble.to(self.device)
         self.uncertainty = model.card.get("uncertainty")  # calibration of em_std, if any
         self.domain = ModelDomain.load(model.path)  # None: only data-free domain checks
 
     @classmethod
     def from_pretrained(
-        cls, name_or_dir: str | Path | None = None, *, device: str | None = None, batch_size: int = 32
+        cls,
+        name_or_dir: str | Path | None = None,
+        *,
+        device: str | None = None,
+        batch_size: int = 32,
+        compile: str | None = None,
     ) -> EmPredictor:
         """Load a shipped model by name, or a model directory (default: the shipped default).
 
@@ -117,11 +157,12 @@ class EmPredictor:
             name_or_dir: shipped model name or directory with model.pt and card.json.
             device: torch device.
             batch_size: hops per forward pass.
+            compile: "auto", "always" or "never" (see :func:`determine_compile`).
 
         Returns:
             The predictor.
         """
-        return cls(load_model(name_or_dir), device=device, batch_size=batch_size)
+        return cls(load_model(name_or_dir), device=device, batch_size=batch_size, compile=compile)
 
     @property
     def name(self) -> str:
@@ -172,7 +213,24 @@ class EmPredictor:
         single = isinstance(hops, (Hop, dict, tuple)) or type(hops).__name__ in ("Atoms", "MigrationHop")
         return self._predict([hops] if single else list(hops), progress=progress, errors=errors, indexed=True)
 
-    @torch.no_grad()
+    def _forward(self, g: Any, lg: Any, n_asked: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The ensemble on one batch, compiled when the compile mode says so."""
+        wanted = self.compile == "always" or (
+            self.compile == "auto" and max(self.n_predicted, n_asked) >= COMPILE_AFTER_HOPS
+        )
+        if wanted and self._compiled is None:
+            logger.info("compiling the model for this process (once; 25-85 s)")
+            self._compiled = torch.compile(self.model.ensemble, dynamic=True)
+        if wanted and self._compiled is not False:
+            try:
+                return self._compiled(g, lg)
+            except Exception as exc:  # inductor needs a C++ compiler and can fail in many ways
+                name = type(exc).__name__
+                logger.warning("compiled model failed (%s: %s); predicting without compiling", name, exc)
+                self._compiled = False
+        return self.model.ensemble(g, lg)
+
+    @torch.inference_mode()
     def _predict(
         self, items: list[Any], *, progress: bool, errors: ErrorMode, indexed: bool
     ) -> list[EmResult]:
@@ -197,7 +255,8 @@ class EmPredictor:
         for s in tqdm(starts, desc="predict", unit="batch", disable=not progress or None):
             chunk = good[s : s + self.batch_size]
             g, lg = collate([self.graph(hop) for _, hop in chunk])
-            em, spread = self.model.ensemble(g.to(self.device), lg.to(self.device))
+            em, spread = self._forward(g.to(self.device), lg.to(self.device), len(good))
+            self.n_predicted += len(chunk)
             em = em.detach().cpu().numpy()
             std = None if spread is None else error_bar(em, spread.detach().cpu().numpy(), self.uncertainty)
             for k, (i, hop) in enumerate(chunk):
