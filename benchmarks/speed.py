@@ -1,0 +1,145 @@
+"""Speed of this tree against another checkout of ase-em, side by side in one run.
+
+Each measurement runs in fresh processes, alternately for the two trees (``PYTHONPATH``
+points at each tree, so the same virtual environment serves both):
+
+* ``predict``: wall time of one ``ase-em predict`` on examples/LiFePO4 (median of ``--repeat``);
+* ``evaluate``: ``ase-em evaluate`` on TRAIN (``--threads``), hops per second (wall, start-up
+  included) and peak memory of the process; the predictions of the two trees compared;
+* ``screen``: ``ase-em screen`` of the first ``--cifs-limit`` OBELiX training CIFs (Li, 3
+  orderings, ``--workers``), structures per hour (wall), and the largest difference of the
+  1D percolation barrier between the trees on the same files.
+
+Usage (make a checkout of the baseline beside this one, e.g. ``git worktree add ../base COMMIT``)::
+
+    python benchmarks/speed.py --baseline ../base --out runs/speed
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+
+
+def children_cpu() -> float:
+    """CPU seconds (user + system) of the reaped child processes so far."""
+    use = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return use.ru_utime + use.ru_stime
+
+
+def run(tree: Path, args: list[str], env_extra: dict[str, str] | None = None) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds (with its workers) and peak RSS (MiB) of ``ase-em ARGS`` on ``tree``."""
+    env = dict(os.environ, PYTHONPATH=str(tree), OMP_NUM_THREADS="1", **(env_extra or {}))
+    code = (
+        "import resource, sys\nfrom ase_em.cli.main import main\nrc = main(sys.argv[1:])\n"
+        "print('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, file=sys.stderr)\n"
+        "sys.exit(rc)\n"
+    )
+    t0, cpu0 = time.perf_counter(), children_cpu()
+    # cwd too: "python -c" puts the working directory first on sys.path
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args], env=env, cwd=tree, capture_output=True, text=True
+    )
+    wall, cpu = time.perf_counter() - t0, children_cpu() - cpu0
+    if done.returncode != 0:
+        raise SystemExit(f"{tree}: {' '.join(args)} failed:\n{done.stderr[-2000:]}")
+    peak = next(float(line.split()[1]) for line in done.stderr.splitlines() if line.startswith("PEAK"))
+    return wall, cpu, peak
+
+
+def read_predictions(path: Path) -> dict[str, float]:
+    """sys_name -> prediction (eV) from an evaluate CSV."""
+    with open(path) as fh:
+        return {row["sys_name"]: float(row["prediction"]) for row in csv.DictReader(fh)}
+
+
+def read_screen(db: Path) -> dict[str, float | None]:
+    """source -> 1D percolation barrier (eV) of a screening database."""
+    from ase.db import connect
+
+    out = {}
+    for row in connect(str(db)).select():
+        kv = row.key_value_pairs
+        out[kv["source"]] = kv.get("em_1d")
+    return out
+
+
+def main() -> None:
+    """Run the three measurements and print a Markdown table."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--baseline", type=Path, required=True, help="checkout of the code to compare with")
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "speed")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--cifs-limit", type=int, default=40)
+    parser.add_argument("--skip", nargs="*", default=[], choices=["predict", "evaluate", "screen"])
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    trees = {"baseline": args.baseline.resolve(), "this": ROOT}
+    report: dict[str, dict] = {name: {} for name in trees}
+    example = ROOT / "examples" / "LiFePO4"
+
+    if "predict" not in args.skip:
+        walls: dict[str, list[tuple[float, float, float]]] = {name: [] for name in trees}
+        for _ in range(args.repeat):
+            for name, tree in trees.items():
+                cmd = ["predict", str(example / "initial.vasp"), str(example / "final.vasp"), "--json"]
+                walls[name].append(run(tree, cmd))
+        for name in trees:
+            report[name]["predict_wall_s"] = statistics.median(w for w, _, _ in walls[name])
+            report[name]["predict_cpu_s"] = statistics.median(c for _, c, _ in walls[name])
+
+    if "evaluate" not in args.skip:
+        data = SHARED / "data" / "em619" / "band5_train.json"
+        for name, tree in trees.items():
+            csv_path = args.out / f"evaluate-{name}.csv"
+            cmd = ["evaluate", str(data), "--skip-invalid", "--threads", str(args.threads),
+                   "--predictions", str(csv_path), "--overwrite"]
+            wall, cpu, peak = run(tree, cmd)
+            n = len(read_predictions(csv_path))
+            report[name].update(evaluate_hops=n, evaluate_wall_s=wall, evaluate_hops_per_s=n / wall,
+                                evaluate_cpu_s=cpu, evaluate_peak_MiB=peak)
+        a, b = (read_predictions(args.out / f"evaluate-{n}.csv") for n in trees)
+        report["this"]["evaluate_max_diff_eV"] = max(abs(a[k] - b[k]) for k in a)
+
+    if "screen" not in args.skip:
+        cifs = sorted((SHARED / "data" / "obelix" / "cifs").glob("*.cif"))[: args.cifs_limit]
+        listing = args.out / "cifs.txt"
+        listing.write_text("".join(f"{c}\n" for c in cifs))
+        for name, tree in trees.items():
+            db = args.out / f"screen-{name}.db"
+            db.unlink(missing_ok=True)
+            cmd = ["screen", *map(str, cifs), "--ion", "Li", "--db", str(db), "--orderings", "3",
+                   "--workers", str(args.workers), "--quiet"]
+            wall, cpu, _ = run(tree, cmd)
+            report[name].update(screen_structures=len(cifs), screen_wall_s=wall, screen_cpu_s=cpu,
+                                screen_per_hour=3600 * len(cifs) / wall)
+        a, b = (read_screen(args.out / f"screen-{n}.db") for n in trees)
+        diffs = [abs(a[k] - b[k]) for k in a if a.get(k) is not None and b.get(k) is not None]
+        report["this"]["screen_max_diff_eV"] = max(diffs) if diffs else None
+        report["this"]["screen_same_coverage"] = sorted(k for k in a if a[k] is not None) == sorted(
+            k for k in b if b[k] is not None
+        )
+
+    (args.out / "speed.json").write_text(json.dumps(report, indent=2))
+    keys = sorted({k for r in report.values() for k in r})
+    print("| figure | baseline | this |\n| --- | --- | --- |")
+    for k in keys:
+        cells = [report[n].get(k, "") for n in trees]
+        print(f"| {k} | " + " | ".join(f"{c:.4g}" if isinstance(c, float) else str(c) for c in cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
