@@ -86,6 +86,7 @@ def main() -> None:
     parser.add_argument("--cifs-limit", type=int, default=40)
     parser.add_argument("--skip", nargs="*", default=[], choices=["predict", "evaluate", "screen"])
     args = parser.parse_args()
+    args.out = args.out.resolve()
     args.out.mkdir(parents=True, exist_ok=True)
     trees = {"baseline": args.baseline.resolve(), "this": ROOT}
     report: dict[str, dict] = {name: {} for name in trees}
