@@ -1,7 +1,7 @@
 """Prediction throughput and start-up time of ase-em (a benchmark, not a test).
 
 Usage:
-    python benchmarks/throughput.py [--model NAME_OR_DIR] [--threads 2] [--data TRAIN.json]
+    python benchmarks/throughput.py [--model NAME_OR_DIR] [--threads 2] [--data TRAIN.json] [--compile]
 
 Reports, on the TRAIN bands: hops per second for batched prediction, split into graph
 building and model time; the same for the 111-atom (median-size) bands; peak memory;
@@ -29,6 +29,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--data", default=str(ROOT.parent / "shared/data/em619/band5_train.json"))
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument(
+        "--compile", action="store_true", help="also time the compiled forward (torch.compile)"
+    )
     args = parser.parse_args()
 
     import torch
@@ -42,14 +45,14 @@ def main() -> None:
     data = load_em619(args.data, skip_invalid=True)
     report = {"model": predictor.name, "threads": args.threads, "batch_size": args.batch_size}
 
-    def run(hops):
+    def run(hops, forward=predictor.model.ensemble):
         t0 = time.perf_counter()
         graphs = [predictor.graph(h) for h in hops]
         t1 = time.perf_counter()
-        with torch.no_grad():
+        with torch.inference_mode():
             for i in range(0, len(graphs), args.batch_size):
                 g, lg = collate(graphs[i : i + args.batch_size])
-                predictor.model.ensemble(g, lg)
+                forward(g, lg)
         t2 = time.perf_counter()
         n = len(hops)
         return {
@@ -64,6 +67,12 @@ def main() -> None:
     median = [h for h in data.hops if h.n_atoms == 111]
     report["median_111_atoms"] = run(median * max(1, 64 // max(len(median), 1)))
     report["median_band_atoms"] = statistics.median(h.n_atoms for h in data.hops)
+    if args.compile:
+        compiled = torch.compile(predictor.model.ensemble, dynamic=True)
+        t0 = time.perf_counter()
+        run(data.hops[:8], compiled)  # the compile, and a warm-up
+        report["compile_s"] = time.perf_counter() - t0
+        report["all_train_compiled"] = run(data.hops, compiled)
     report["peak_rss_MiB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     example = ROOT / "examples" / "LiFePO4"
