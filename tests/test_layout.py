@@ -26,6 +26,7 @@ STAGES = {
     "neb": 7,
     "training": 8,
     "cli": 9,
+    "migration_graph": 10,  # deprecated alias of the names the flat layout kept there
 }
 
 

@@ -216,3 +216,13 @@ def test_vacancy_start_structure_is_pymatgens(name):
         assert [s.species_string for s in ours] == [s.species_string for s in theirs]
         np.testing.assert_array_equal(ours.frac_coords, theirs.frac_coords)
         np.testing.assert_array_equal(ours.lattice.matrix, theirs.lattice.matrix)
+
+
+def test_old_migration_graph_names_still_import_with_a_deprecation_warning():
+    from ase_em.hops.migration_hop import hop_from_migration_hop
+
+    with pytest.warns(DeprecationWarning, match="ase_em.hops.migration_hop.hop_from_migration_hop"):
+        from ase_em.migration_graph import hop_from_migration_hop as old
+    assert old is hop_from_migration_hop
+    with pytest.raises(ImportError, match="cannot import name 'nothing'"):
+        from ase_em.migration_graph import nothing  # noqa: F401
