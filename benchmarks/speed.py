@@ -84,6 +84,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--cifs-limit", type=int, default=40)
+    parser.add_argument("--hops", type=int, default=None, help="evaluate the first N TRAIN records only")
     parser.add_argument("--skip", nargs="*", default=[], choices=["predict", "evaluate", "screen"])
     args = parser.parse_args()
     args.out = args.out.resolve()
@@ -104,6 +105,10 @@ def main() -> None:
 
     if "evaluate" not in args.skip:
         data = SHARED / "data" / "em619" / "band5_train.json"
+        if args.hops:
+            subset = args.out / f"train-first-{args.hops}.json"
+            subset.write_text(json.dumps(json.loads(data.read_text())[: args.hops]))
+            data = subset
         for name, tree in trees.items():
             csv_path = args.out / f"evaluate-{name}.csv"
             cmd = ["evaluate", str(data), "--skip-invalid", "--threads", str(args.threads),
