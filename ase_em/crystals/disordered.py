@@ -17,7 +17,9 @@ supercell share its orderings), each hop label gets one band:
   the seeded generator;
 * the band is built as the training data were (``docs/hops.md``): the ion at the initial
   site, the host is every other atom of the ordering, less any ion within the exclusion
-  distance (1.5 A) of either endpoint (the final site is emptied; split partners go).
+  distance of either endpoint (1.5 A, or the overlap limit of two ions if larger,
+  :func:`ase_em.crystals.disorder.exclusion_radius`): the final site is emptied; split
+  partners and sites that exclude an endpoint site go.
 
 Aggregation over the orderings, per hop label and per percolation dimension:
 
@@ -53,11 +55,11 @@ from pymatgen.util.coord import lattice_points_in_supercell
 
 from ase_em.config import NetworkOptions
 from ase_em.crystals.disorder import (
-    EXCLUSION,
     MAX_SECONDS,
     MAX_SUPERCELL_ATOMS,
     MERGE_RADIUS,
     check_time,
+    exclusion_radius,
     sample_orderings,
     skeleton,
 )
@@ -432,11 +434,12 @@ def _band_hop(
     """The vacancy-mode hop in ordering ``o``.
 
     The ion at ``start``; every other atom is the host, less ions within the exclusion
-    distance of either endpoint.
+    distance of either endpoint (:func:`ase_em.crystals.disorder.exclusion_radius`: sites
+    that exclude the endpoint sites, such as P2-NaxCoO2's Na 2d site 1.64 A from a 2b site).
     """
     ends = o.lattice.get_fractional_coords(np.vstack([start, start + vector]))  # (2, 3)
     d = o.lattice.get_all_distances(ends, o.frac_coords)  # (2, N)
-    keep = ~(is_ion & (d < EXCLUSION).any(0))  # (N,)
+    keep = ~(is_ion & (d < exclusion_radius(ion)).any(0))  # (N,)
     return Hop(
         ion=ion,
         start=np.asarray(start, float),

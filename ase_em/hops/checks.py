@@ -38,6 +38,11 @@ MIN_ATOM_DISTANCE = 0.5  # A: absolute floor for any two atoms
 # overlap. TRAIN's closest pair is at 0.624 of the radii sum (benchmarks/path_clearance.py;
 # three records with a duplicated atom, at 0.004, are left out of training).
 MIN_COVALENT_RATIO = 0.5
+# Anions (by element): two of them closer than MIN_ANION_RATIO of their covalent-radius sum
+# are a misread file, far below any anion-anion bond (an S-S bond of a polysulfide is 0.98,
+# an O-O peroxide bond 1.13). Measured with benchmarks/anion_contacts.py (docs/hops.md).
+ANIONS = ("N", "O", "F", "S", "Cl", "Se", "Br", "Te", "I")
+MIN_ANION_RATIO = 0.75
 OCCUPANCY_TOLERANCE = 0.01  # a site whose occupancies sum to less than 1 - this is partial
 # Relaxed endpoints may have slightly different cells: largest accepted strain (the largest
 # relative change of length of any vector between the two cells); stated, not measured
@@ -196,6 +201,17 @@ def closest_contact(atoms: Atoms, *, ignore: tuple[int, int] | None = None) -> C
     score = np.minimum(ratio / MIN_COVALENT_RATIO, d / MIN_ATOM_DISTANCE)
     m = int(np.argmin(score))
     return Contact(int(i[m]), int(j[m]), float(d[m]), float(ratio[m]))
+
+
+def overlap_limit(a: str, b: str) -> float:
+    """Closest distance (A) two atoms of elements ``a`` and ``b`` may be without overlapping.
+
+    ``max(MIN_ATOM_DISTANCE, MIN_COVALENT_RATIO * (r_a + r_b))`` with ASE's covalent radii:
+    the limit of :func:`check_contacts`, so that the sampler of orderings
+    (:mod:`ase_em.crystals.disorder`) never fills two sites that the checks would refuse.
+    """
+    ra, rb = covalent_radii[atomic_numbers[a]], covalent_radii[atomic_numbers[b]]
+    return max(MIN_ATOM_DISTANCE, MIN_COVALENT_RATIO * float(ra + rb))
 
 
 def contact_is_overlap(contact: Contact | None) -> bool:
