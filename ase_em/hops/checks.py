@@ -41,8 +41,12 @@ MIN_COVALENT_RATIO = 0.5
 # Anions (by element): two of them closer than MIN_ANION_RATIO of their covalent-radius sum
 # are a misread file, far below any anion-anion bond (an S-S bond of a polysulfide is 0.98,
 # an O-O peroxide bond 1.13). Measured with benchmarks/anion_contacts.py (docs/hops.md).
+# Pairs of one element only: by element alone, S-O of a sulfate (0.84 of the sum in TRAIN)
+# would count. Smallest ratios: TRAIN 1.164 (O-O, M-MnPO4_Na_1); OBELiX, fully occupied
+# sites, 0.682 (O-O 0.90 A, ckw.cif and yab.cif), then 0.971 (S-S 2.04 A, fwz.cif). The
+# limit is below all of them with a margin; S-S at 1.12 A is 0.53.
 ANIONS = ("N", "O", "F", "S", "Cl", "Se", "Br", "Te", "I")
-MIN_ANION_RATIO = 0.75
+MIN_ANION_RATIO = 0.6
 OCCUPANCY_TOLERANCE = 0.01  # a site whose occupancies sum to less than 1 - this is partial
 # Relaxed endpoints may have slightly different cells: largest accepted strain (the largest
 # relative change of length of any vector between the two cells); stated, not measured
@@ -221,8 +225,42 @@ def contact_is_overlap(contact: Contact | None) -> bool:
     )
 
 
+def anion_contact(atoms: Atoms) -> Contact | None:
+    """The closest pair of two atoms of one anion element (:data:`ANIONS`) below ``MIN_ANION_RATIO``.
+
+    Args:
+        atoms: a periodic structure.
+
+    Returns:
+        The pair with the smallest ``distance / (r_i + r_j)`` under the limit, else None.
+    """
+    from ase.neighborlist import neighbor_list
+
+    symbols = np.asarray(atoms.get_chemical_symbols())
+    anion = np.isin(symbols, ANIONS)
+    if np.count_nonzero(anion) < 1:
+        return None
+    radii = covalent_radii[atoms.numbers]  # (N,)
+    i, j, d = neighbor_list("ijd", atoms, MIN_ANION_RATIO * 2 * float(radii[anion].max()))
+    keep = (i < j) & anion[i] & (symbols[i] == symbols[j])
+    i, j, d = i[keep], j[keep], d[keep]
+    if i.size == 0:
+        return None
+    ratio = d / (radii[i] + radii[j])
+    m = int(np.argmin(ratio))
+    return Contact(int(i[m]), int(j[m]), float(d[m]), float(ratio[m])) if ratio[m] < MIN_ANION_RATIO else None
+
+
+def anion_message(c: Contact, first: str, second: str) -> str:
+    """The sentence for an anion-anion contact ``c`` between the atoms named ``first`` and ``second``."""
+    return (
+        f"{first} and {second} are {c.distance:.3f} A apart, {c.ratio:.2f} of their covalent radii "
+        f"sum: two anions far closer than any bond (limit {MIN_ANION_RATIO}); a misread file?"
+    )
+
+
 def check_contacts(atoms: Atoms, label: str) -> None:
-    """Refuse atoms far closer than bonding.
+    """Refuse atoms far closer than bonding, and anions of one element far closer than any bond.
 
     Args:
         atoms: a periodic structure.
@@ -232,12 +270,17 @@ def check_contacts(atoms: Atoms, label: str) -> None:
         ImplausibleHopError: naming the pair, their distance and the covalent limit.
     """
     c = closest_contact(atoms)
+    s = atoms.get_chemical_symbols()
     if contact_is_overlap(c):
-        s = atoms.get_chemical_symbols()
         raise ImplausibleHopError(
             f"{label}: atoms {c.i} ({s[c.i]}) and {c.j} ({s[c.j]}) are {c.distance:.3f} A apart, "
             f"{c.ratio:.2f} of their covalent radii sum (limit {MIN_COVALENT_RATIO}, and "
             f"{MIN_ATOM_DISTANCE} A)"
+        )
+    a = anion_contact(atoms)
+    if a is not None:
+        raise ImplausibleHopError(
+            f"{label}: " + anion_message(a, f"atoms {a.i} ({s[a.i]})", f"{a.j} ({s[a.j]})")
         )
 
 

@@ -457,15 +457,18 @@ def _check_plausible(hop: Hop) -> None:
         pbc=True,
     )
     c = checks.closest_contact(atoms, ignore=(n_host, n_host + 1))
+    name = lambda t: (  # noqa: E731
+        f"host atom {t} ({hop.host_symbols[t]})"
+        if t < n_host
+        else f"the {hop.ion} ion at its {'initial' if t == n_host else 'final'} site"
+    )
     if checks.contact_is_overlap(c):
-        name = lambda t: (  # noqa: E731
-            f"host atom {t} ({hop.host_symbols[t]})"
-            if t < n_host
-            else f"the {hop.ion} ion at its {'initial' if t == n_host else 'final'} site"
-        )
         raise ImplausibleHopError(
             f"{where}: {name(c.i)} and {name(c.j)} are {c.distance:.3f} A apart, {c.ratio:.2f} of "
             f"their covalent radii sum (limit {checks.MIN_COVALENT_RATIO}, and {MIN_ATOM_DISTANCE} A)"
         )
+    a = checks.anion_contact(atoms)  # the ion is a cation: host pairs only
+    if a is not None:
+        raise ImplausibleHopError(f"{where}: " + checks.anion_message(a, name(a.i), name(a.j)))
     if n_host:
         clearance.check_path(hop)  # the whole straight path against every host atom
