@@ -43,7 +43,6 @@ import logging
 import math
 import os
 import time
-import warnings
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -65,7 +64,8 @@ from ase_em.crystals.disorder import (
 )
 from ase_em.crystals.hop_graph import build_migration_graph
 from ase_em.crystals.percolation import DIMENSIONS, PeriodicEdge, percolation_barriers
-from ase_em.errors import AseEmError, MissingIonError, StructureFileError
+from ase_em.crystals.structure import read_structure_file
+from ase_em.errors import AseEmError, MissingIonError
 from ase_em.hops.hop import Hop
 from ase_em.hops.migration_hop import PATH_MARGIN, supercell_matrix
 from ase_em.model.domain import FLAGS, excluded
@@ -178,29 +178,23 @@ class DisorderedNetwork:
         }
 
 
-def read_average_structure(structure: Structure | str | os.PathLike) -> Structure:
+def read_average_structure(
+    structure: Structure | str | os.PathLike, *, block: str | None = None
+) -> Structure:
     """A Structure from a Structure or a structure file, partial occupancies kept.
+
+    Files are read by :func:`ase_em.crystals.structure.read_structure_file` (occupancy
+    rounding, vacancy symbols, CIF data blocks, MigrationGraph JSON).
 
     Raises:
         StructureFileError: missing or unreadable file, or no atoms.
     """
     if isinstance(structure, Structure):
         return structure
-    path = os.fspath(structure)
-    if not os.path.isfile(path):
-        raise StructureFileError(f"{path}: no such file")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # CIF parser notes on rounding and site merging
-        try:
-            struct = Structure.from_file(path)
-        except Exception as exc:  # pymatgen raises many types for unreadable files
-            raise StructureFileError(f"{path}: cannot read a structure: {exc}") from None
-    if len(struct) == 0:
-        raise StructureFileError(f"{path}: holds no atoms")
-    return struct
+    return read_structure_file(structure, block=block)
 
 
-def disordered_input(structure: Any) -> Structure | None:
+def disordered_input(structure: Any, *, block: str | None = None) -> Structure | None:
     """The average structure if ``structure`` (a Structure or a structure file) is disordered, else None.
 
     Unreadable files give None: the ordered-structure reader then reports them.
@@ -210,7 +204,7 @@ def disordered_input(structure: Any) -> Structure | None:
     if not isinstance(structure, (str, os.PathLike)):
         return None  # ASE Atoms hold no partial occupancies
     try:
-        average = read_average_structure(structure)
+        average = read_average_structure(structure, block=block)
     except AseEmError:
         return None
     return None if average.is_ordered else average

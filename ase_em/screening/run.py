@@ -150,7 +150,8 @@ def screen(
                     n_skipped += 1
                     continue
                 replace[(s.source, ion)] = [row_id]  # changed file or model: redone, old row replaced
-            unit = {"source": s.source, "sha256": s.sha256, "ion": ion, "path": s.path, "atoms": s.atoms}
+            unit = {"source": s.source, "sha256": s.sha256, "ion": ion, "path": s.path, "atoms": s.atoms,
+                    "block": s.block}
             units.append(unit)
             extra[(s.source, ion)] = s.keys
     summary = ScreenSummary(db=store.path, n_units=n_skipped + len(units), n_skipped=n_skipped)
