@@ -63,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="barrier of one hop: INITIAL FINAL, or --images NEB_FILE")
     p.add_argument("initial", nargs="?", help="initial endpoint (POSCAR, CIF, extxyz, ...)")
     p.add_argument("final", nargs="?", help="final endpoint, same atoms in the same order")
-    p.add_argument("--images", help="multi-frame NEB file; first and last frames are the endpoints")
+    p.add_argument("--images", help="multi-frame NEB file, or a VASP NEB folder (00 .. NN, CONTCAR else "
+                   "POSCAR); first and last images are the endpoints")
     p.add_argument("--ion-index", type=int, default=None, help="index of the migrating ion")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_model(p)
