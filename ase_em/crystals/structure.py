@@ -319,15 +319,20 @@ def _migration_graph_dict(path: str) -> dict | None:
 
 
 def closest_ion_pair(structure: Structure, ion: str) -> tuple[int, int, float, float] | None:
-    """Two sites of ``ion`` closer than ``checks.MIN_ION_PAIR_RATIO`` of their covalent sum.
+    """Two occupied sites of ``ion`` closer than ``checks.MIN_ION_PAIR_RATIO`` of their covalent sum.
+
+    Candidate empty sites (``empty_site`` property, :mod:`ase_em.crystals.empty_sites`) do
+    not count: ase-em's own graphs hold them beside the occupied sites.
 
     Returns:
         ``(i, j, distance in A, ratio)`` of the closest such pair, else None.
     """
     from ase.data import covalent_radii
 
+    from ase_em.hops.migration_hop import is_empty_site  # candidate empty sites are not filled
+
     el = Element(ion)
-    idx = [k for k, site in enumerate(structure) if el in site.species]
+    idx = [k for k, site in enumerate(structure) if el in site.species and not is_empty_site(site)]
     if len(idx) < 2:
         return None
     d = structure.lattice.get_all_distances(structure.frac_coords[idx], structure.frac_coords[idx])

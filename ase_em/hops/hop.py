@@ -313,6 +313,10 @@ def to_atoms(x: StructureLike, *, role: str = "structure") -> Atoms:
     """
     if isinstance(x, (str, os.PathLike)):
         frames = read_frames(x, role=role)
+        if len(frames) > 1 and str(x).lower().endswith(".cif"):  # a database export, not a trajectory
+            raise StructureFileError(
+                f"{x}: {len(frames)} structures (CIF data blocks); give one structure per file ({role})"
+            )
         atoms, label = frames[-1], str(x)
     elif isinstance(x, Atoms):
         atoms, label = x.copy(), role

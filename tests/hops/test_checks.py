@@ -359,3 +359,13 @@ def test_with_em_predictor_exists_in_any_import_order_and_import_is_light():
         "print(hasattr(MigrationGraph, 'with_em_predictor'))\n"
     )
     assert _run(second).strip() == "True"
+
+
+def test_a_multi_block_cif_is_not_one_endpoint(tmp_path):
+    """A database export with two data blocks: not silently its last (or first) block."""
+    from ase_em.hops.hop import to_atoms
+
+    path = tmp_path / "export.cif"
+    path.write_text((DATA / "LFP_occ10001.cif").read_text().replace("1.0001", "1") * 2)
+    with pytest.raises(StructureFileError, match=r"export.cif: 2 structures \(CIF data blocks\); give one"):
+        to_atoms(path, role="initial")
