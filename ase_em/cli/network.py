@@ -12,7 +12,7 @@ def cmd_network(args: argparse.Namespace) -> int:
     """Barriers of all hops of an ion in a crystal, and its 1D/2D/3D percolation barriers."""
     from ase_em.crystals.analyzer import MigrationBarrierAnalyzer
     from ase_em.crystals.disordered import disordered_input
-    from ase_em.crystals.structure import check_host, check_ion, to_structure
+    from ase_em.crystals.structure import check_ion, to_structure
     from ase_em.predictor import EmPredictor
 
     # partial occupancies are kept (ordered later); anything else gets every input check
@@ -22,7 +22,6 @@ def cmd_network(args: argparse.Namespace) -> int:
     if structure is None:
         structure = to_structure(args.structure, block=block)  # input errors before the model loads
     args.ion = check_ion(structure, args.ion, label)  # the element: "Li+" and "Li1+" mean Li
-    check_host(structure, args.ion, label)
     _threads(args.threads)
     predictor = EmPredictor.from_pretrained(args.model)
     analyzer = MigrationBarrierAnalyzer(

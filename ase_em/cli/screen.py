@@ -35,6 +35,7 @@ def cmd_screen(args: argparse.Namespace) -> int:
             keys_id=args.keys_id,
             threads=args.threads,
             progress=not args.quiet,
+            allow_no_host=bool(getattr(args, "allow_no_host", False)),
         )
     except KeyboardInterrupt:
         print(f"ase-em screen: interrupted; the rows written are kept: rerun with --resume to finish "
@@ -110,6 +111,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=None, help="model directory or shipped name (default: shipped)")
     p.add_argument("--threads", type=positive_int, default=1, help="torch threads per worker (default 1)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--allow-no-host", action="store_true",
+                   help="screen structures without a host framework (elemental metals) instead of "
+                   "refusing them")
     p.set_defaults(func=cmd_screen)
 
     p = sub.add_parser("screen-report", help="ranked CSV and PNG of a screening database")

@@ -31,7 +31,7 @@ from ase_em.config import NetworkOptions
 from ase_em.crystals.disordered import DisorderedNetwork, disordered_input, disordered_network
 from ase_em.crystals.labelling import edge_table, migration_graph_with_em, set_path_costs
 from ase_em.crystals.percolation import PeriodicEdge, percolation_barriers
-from ase_em.crystals.structure import StructureInput, check_host, check_ion, to_structure
+from ase_em.crystals.structure import StructureInput, check_ion, to_structure
 from ase_em.hops.migration_hop import is_empty_site
 from ase_em.model.domain import FLAGS, excluded
 
@@ -143,12 +143,10 @@ class MigrationBarrierAnalyzer:
         self.include_flagged = bool(self.options.include_flagged)
         self.predictor = predictor
         empty_sites = self.options.empty_sites
-        label = os.fspath(structure) if isinstance(structure, (str, os.PathLike)) else None
         average = disordered_input(structure)
         if average is None:
             structure = to_structure(structure)
             check_ion(structure, ion)
-        check_host(structure if average is None else average, ion, label)
         self.empty_sites_note: str | None = None
         occupied_only = self._build(average, structure, empty_sites)
         self._use(occupied_only)

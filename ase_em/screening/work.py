@@ -207,7 +207,8 @@ def _one_line_per_unit(source: str, ion: str) -> Iterator[None]:
 
 
 def run_unit(unit: dict[str, Any], model: str | None = None, max_distance: float = 5.0,
-             threads: int = 1, n_orderings: int = 5, seed: int = 0) -> dict[str, Any]:
+             threads: int = 1, n_orderings: int = 5, seed: int = 0,
+             allow_no_host: bool = False) -> dict[str, Any]:
     """Barriers of one structure and ion (its log: one line, :func:`_one_line_per_unit`).
 
     Args:
@@ -218,17 +219,20 @@ def run_unit(unit: dict[str, Any], model: str | None = None, max_distance: float
         threads: torch threads of this worker.
         n_orderings: orderings of a disordered structure (partial occupancies).
         seed: seed of the first ordering.
+        allow_no_host: screen a structure whose every site holds only the ion (an elemental
+            metal, for a refinement with a potential) instead of refusing it; its hops are
+            flagged ``no_host_framework``.
 
     Returns:
         ``{"source", "sha256", "ion", "atoms", "key_value_pairs", "data"}``: the row to
         write. ``key_value_pairs`` holds ``status`` and, unless ok, a one-line ``reason``.
     """
     with _one_line_per_unit(str(unit.get("source")), str(unit.get("ion"))):
-        return _run_unit(unit, model, max_distance, threads, n_orderings, seed)
+        return _run_unit(unit, model, max_distance, threads, n_orderings, seed, allow_no_host)
 
 
 def _run_unit(unit: dict[str, Any], model: str | None, max_distance: float, threads: int,
-              n_orderings: int, seed: int) -> dict[str, Any]:
+              n_orderings: int, seed: int, allow_no_host: bool) -> dict[str, Any]:
     from ase_em.errors import AseEmError
 
     wall0, cpu0 = time.perf_counter(), time.thread_time()
@@ -257,7 +261,8 @@ def _run_unit(unit: dict[str, Any], model: str | None, max_distance: float, thre
         else:  # ASE Atoms hold no partial occupancies: the average structure goes into data
             data["average_structure"] = structure.as_dict()
         ion = check_ion(structure, unit["ion"])
-        check_host(structure, ion)  # a file of ion sites alone: refused, not an empty "ok" row
+        if not allow_no_host:
+            check_host(structure, ion)  # a file of ion sites alone: refused, not an empty "ok" row
         rows, perc, spread, kv["n_orderings"], kv["empty_sites"] = _network(
             structure, unit["ion"], predictor, max_distance, n_orderings, seed)
         for d, e in perc.items():
