@@ -65,7 +65,8 @@ def check_usage(args: argparse.Namespace) -> None:
             raise AseEmError("give INITIAL and FINAL structure files, or --images FILE")
         _existing(args.initial, "initial")
         _existing(args.final, "final")
-        _existing(args.images, "--images")
+        if args.images is None or not Path(args.images).is_dir():  # a folder: a VASP NEB run
+            _existing(args.images, "--images")
     elif command in ("evaluate", "train", "finetune"):
         _existing(args.data, "data")
     elif command == "pretrain":

@@ -32,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
         "(more threads than idle cores make torch far slower; docs/benchmarks.md)",
     )
     parser.add_argument("--version", action="version", version=f"ase-em {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="log progress details (-vv: debug, e.g. every hop of every screened structure)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add_model(p: argparse.ArgumentParser) -> None:
@@ -62,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="barrier of one hop: INITIAL FINAL, or --images NEB_FILE")
     p.add_argument("initial", nargs="?", help="initial endpoint (POSCAR, CIF, extxyz, ...)")
     p.add_argument("final", nargs="?", help="final endpoint, same atoms in the same order")
-    p.add_argument("--images", help="multi-frame NEB file; first and last frames are the endpoints")
+    p.add_argument("--images", help="multi-frame NEB file, or a VASP NEB folder (00 .. NN, CONTCAR else "
+                   "POSCAR); first and last images are the endpoints")
     p.add_argument("--ion-index", type=int, default=None, help="index of the migrating ion")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_model(p)
@@ -181,6 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--orderings", type=positive_int, default=5,  # an integer >= 1
                    help="orderings drawn for a disordered structure (partial occupancies; default 5)")
     p.add_argument("--seed", type=int, default=0, help="seed of the orderings (default 0)")
+    p.add_argument("--block", default=None, metavar="NAME",
+                   help="data block of a CIF file with several (a database export)")
     add_model(p)
     p.set_defaults(func=cmd_network)
     # --- screen, screen-report: parsers in their own module (ase_em.cli.screen)
@@ -198,7 +202,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``ase-em`` with ``argv`` (default: sys.argv[1:]); return the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
+    logging.basicConfig(level=level, format="%(message)s")
+    logging.getLogger("matplotlib").setLevel(max(level, logging.INFO))  # its font search at DEBUG
     try:
         check_usage(args)  # before torch is imported
         return int(args.func(args) or 0)

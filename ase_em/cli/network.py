@@ -16,10 +16,12 @@ def cmd_network(args: argparse.Namespace) -> int:
     from ase_em.predictor import EmPredictor
 
     # partial occupancies are kept (ordered later); anything else gets every input check
-    structure = disordered_input(args.structure)
+    block = getattr(args, "block", None)
+    label = args.structure if block is None else f"{args.structure}@block={block}"
+    structure = disordered_input(args.structure, block=block)
     if structure is None:
-        structure = to_structure(args.structure)  # input errors before the model loads
-    args.ion = check_ion(structure, args.ion, args.structure)  # the element: "Li+" and "Li1+" mean Li
+        structure = to_structure(args.structure, block=block)  # input errors before the model loads
+    args.ion = check_ion(structure, args.ion, label)  # the element: "Li+" and "Li1+" mean Li
     _threads(args.threads)
     predictor = EmPredictor.from_pretrained(args.model)
     analyzer = MigrationBarrierAnalyzer(
@@ -33,7 +35,7 @@ def cmd_network(args: argparse.Namespace) -> int:
         print(json.dumps({**analyzer.to_dict(), "model": predictor.name}))
     else:
         print(
-            f"{args.structure}: {analyzer.structure.composition.reduced_formula}, {args.ion} hops up to "
+            f"{label}: {analyzer.structure.composition.reduced_formula}, {args.ion} hops up to "
             f"{args.max_distance:g} A, model {predictor.name}"
         )
         print(analyzer.format_table())

@@ -35,6 +35,7 @@ def cmd_screen(args: argparse.Namespace) -> int:
             keys_id=args.keys_id,
             threads=args.threads,
             progress=not args.quiet,
+            allow_no_host=bool(getattr(args, "allow_no_host", False)),
         )
     except KeyboardInterrupt:
         print(f"ase-em screen: interrupted; the rows written are kept: rerun with --resume to finish "
@@ -51,17 +52,30 @@ def cmd_screen_report(args: argparse.Namespace) -> int:
     """Ranked CSV and PNG of a screening database."""
     from ase_em.screening.report import screen_report
 
+    in_domain = bool(getattr(args, "in_domain", False))
     csv_path, png_path, rows = screen_report(
-        args.db, csv_path=args.csv, png_path=args.png, by=args.by, x=args.x, logx=args.logx, ion=args.ion
+        args.db, csv_path=args.csv, png_path=args.png, by=args.by, x=args.x, logx=args.logx, ion=args.ion,
+        in_domain=in_domain,
     )
     n_ranked = sum(1 for r in rows if r["rank"] != "")
-    print(f"wrote {csv_path} ({len(rows)} rows, {n_ranked} ranked by {args.by}) and {png_path}")
+    print(f"wrote {csv_path} ({len(rows)} rows, {n_ranked} ranked by {args.by}"
+          f"{', in-domain bottlenecks only' if in_domain else ''}) and {png_path}")
     for r in rows[: args.top]:
         if r["rank"] == "":
             break
         std = r.get(f"{args.by}_std")
         std = "" if std is None else f" +/- {std:.3f}"
-        print(f"{r['rank']:>4}  {r[args.by]:.3f}{std} eV  {r.get('reduced_formula', '')}  {r['source']}")
+        mark = f"  * {r['flagged']}" if r["flagged"] else ""
+        formula = r.get("reduced_formula", "")
+        print(f"{r['rank']:>4}  {r[args.by]:.3f}{std} eV  {formula}  {r['source']}{mark}")
+    if any(r["flagged"] for r in rows[: args.top] if r["rank"] != ""):
+        print("* the bottleneck hop is outside the model's domain (its flags); "
+              "--in-domain ranks the others only")
+    left = [r for r in rows if r["rank"] == "" and r["flagged"] and isinstance(r.get(args.by), (int, float))]
+    if left:
+        print(f"not ranked: {len(left)} row(s) whose bottleneck hop is flagged: "
+              + ", ".join(f"{r['source']} ({r[args.by]:.3f} eV, {r['flagged']})" for r in left[:5])
+              + (", ..." if len(left) > 5 else ""))
     return 0
 
 
@@ -97,6 +111,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=None, help="model directory or shipped name (default: shipped)")
     p.add_argument("--threads", type=positive_int, default=1, help="torch threads per worker (default 1)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--allow-no-host", action="store_true",
+                   help="screen structures without a host framework (elemental metals) instead of "
+                   "refusing them")
     p.set_defaults(func=cmd_screen)
 
     p = sub.add_parser("screen-report", help="ranked CSV and PNG of a screening database")
@@ -109,4 +126,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--logx", action="store_true", help="plot log10 of --x")
     p.add_argument("--ion", default=None, help="only rows of this ion")
     p.add_argument("--top", type=int, default=10, help="print the best N (default 10)")
+    p.add_argument("--in-domain", action="store_true",
+                   help="rank only rows whose bottleneck hop has no domain flag "
+                   "(flagged rows follow, unranked)")
     p.set_defaults(func=cmd_screen_report)

@@ -266,7 +266,12 @@ class MigrationBarrierAnalyzer:
         }
 
     def format_table(self) -> str:
-        """The hop table (with each hop's flags) and the percolation barriers as text."""
+        """The hop table (with each hop's flags) and the percolation barriers as text.
+
+        A blocked hop gets a line with its reason; when every hop is blocked (in a
+        disordered crystal: in every ordering) one line says so with the first reason, in
+        place of percolation barriers of "none".
+        """
         lines = [f"{'hop':>4} {'length/A':>9} {'Em/eV':>7} {'std/eV':>7} {'per cell':>8} {'used':>4} "
                  f"{'to':>5}  flags"]
         for r in self.hops:
@@ -279,10 +284,21 @@ class MigrationBarrierAnalyzer:
                 f"{r.label:>4} {r.length:>9.3f} {em:>7} {std:>7} {r.multiplicity:>8} {used:>4} "
                 f"{to:>5}  {flags}"
             )
-        perc = "  ".join(
-            f"{d}D {'none' if e is None else f'{e:.3f}'}" for d, e in self.percolation.items()
-        )
-        lines.append(f"percolation barrier (eV): {perc}")
+        blocked = [r for r in self.hops if r.blocked is not None]
+        if blocked and len(blocked) == len(self.hops):
+            # one line, not a table of "none" that reads like an insulator
+            what = ("every ordering failed: every hop is blocked in each of the "
+                    f"{self.disorder.n_orderings} orderings" if self.disorder is not None
+                    else "every hop is blocked")
+            lines.append(f"percolation barrier (eV): not computed, {what} (hop {blocked[0].label}: "
+                         f"{blocked[0].blocked})")
+        else:
+            perc = "  ".join(
+                f"{d}D {'none' if e is None else f'{e:.3f}'}" for d, e in self.percolation.items()
+            )
+            lines.append(f"percolation barrier (eV): {perc}")
+            for r in blocked:
+                lines.append(f"blocked: hop {r.label}: {r.blocked}")
         if self.empty_sites_note:
             lines.append(f"note: {self.empty_sites_note} (--empty-sites no leaves them out)")
         if self.disorder is not None:
@@ -292,9 +308,10 @@ class MigrationBarrierAnalyzer:
             )
             lines.insert(0, f"disordered: Em is the median over {net.n_orderings} orderings ({net.method}, "
                             f"seed {net.seed}); std = sqrt(model std^2 + spread over orderings^2)")
-            lines.append("spread over orderings (eV): " + ", ".join(
-                f"hop {h.label} {h.em_spread:.3f}" for h in net.hops if h.em_spread is not None))
-            lines.append(f"percolation spread over orderings (eV): {spread}")
+            spreads = [f"hop {h.label} {h.em_spread:.3f}" for h in net.hops if h.em_spread is not None]
+            if spreads:
+                lines.append("spread over orderings (eV): " + ", ".join(spreads))
+                lines.append(f"percolation spread over orderings (eV): {spread}")
         left_out = [r for r in self.hops if r.blocked is None and not r.used]
         if left_out:
             lines.append(

@@ -13,7 +13,10 @@ average composition as closely as the supercell allows). The sites are visited i
 random order (numpy ``default_rng(seed)``); a site takes a species that its orbit still
 needs, chosen with probability proportional to the count still needed, unless it conflicts
 with a site already filled: a partial site within ``exclusion`` (1.5 A) that can hold one
-of its species (a split site), or any site closer than 0.8 A. A partial site in conflict
+of its species (a split site), any site closer than 0.8 A, or any site closer than the
+overlap limit of the input checks for a pair of species the two can hold
+(:func:`ase_em.hops.checks.overlap_limit`, 0.5 of the covalent-radius sum: the Na 2b and 2d
+sites of P2-NaxCoO2, 1.64 A apart, are one choice). A partial site in conflict
 with a fully occupied site stays empty. So split sites are never both filled (filling
 every site with its majority species puts two Li 0.4-1.0 A apart) and no ion is lost to
 rounding (rounding each site's occupancy empties a Li site at 0.3). What cannot be
@@ -44,6 +47,7 @@ import numpy as np
 from pymatgen.core import Element, Lattice, Structure
 
 from ase_em.errors import DisorderError
+from ase_em.hops import checks
 
 logger = logging.getLogger(__name__)
 
@@ -160,7 +164,8 @@ def sample_orderings(
         n: number of orderings.
         seed: seed; ordering ``k`` uses ``seed + k``, so the first orderings of a
             larger ``n`` are the same.
-        exclusion: partial sites closer than this (A) are never both filled.
+        exclusion: partial sites sharing a species closer than this (A) are never both
+            filled (nor are any two closer than the overlap limit of the checks).
         max_atoms: largest supercell (sites of the average structure) allowed.
 
     Returns:
@@ -184,16 +189,23 @@ def sample_orderings(
     is_partial = np.zeros(len(sc), bool)
     is_partial[partial] = True
     # Conflicts within the exclusion distance between sites that share a species (split
-    # sites), or closer than OVERLAP whatever they hold. A partial site in conflict with a
+    # sites), closer than OVERLAP whatever they hold, or closer than the overlap limit of
+    # the input checks for any pair of species they can hold (checks.overlap_limit: P2
+    # NaxCoO2's Na 2b and 2d sites, 1.64 A apart). A partial site in conflict with a
     # fully occupied site stays empty; two partial sites in conflict are never both filled.
-    centers, points, _, dist = sc.get_neighbor_list(exclusion)
+    symbols = [[sp.symbol for sp in site.species] for site in sc]
+    elements = sorted({x for row in symbols for x in row})
+    limits = {(x, y): checks.overlap_limit(x, y) for x in elements for y in elements}
+    cutoff = max(exclusion, OVERLAP, max(limits.values()))
+    centers, points, _, dist = sc.get_neighbor_list(cutoff)
     blocked_by_full: set[int] = set()
     near: dict[int, list[int]] = defaultdict(list)
     for a, b, d in zip(centers.tolist(), points.tolist(), dist.tolist(), strict=True):
         if not is_partial[a] or a == b or d < 1e-6:
             continue
-        shared = {sp.symbol for sp in sc[a].species} & {sp.symbol for sp in sc[b].species}
-        if not shared and d >= OVERLAP:
+        shared = set(symbols[a]) & set(symbols[b])
+        limit = max(limits[(x, y)] for x in symbols[a] for y in symbols[b])
+        if not (shared and d < exclusion) and d >= max(OVERLAP, limit):
             continue
         if is_partial[b]:
             near[a].append(b)
@@ -235,6 +247,15 @@ def sample_orderings(
         ordered = Structure(sc.lattice, species, coords)
         out.append(Ordering(ordered.get_sorted_structure(), seed + k, dict(missing)))
     return out
+
+
+def exclusion_radius(ion: str, exclusion: float = EXCLUSION) -> float:
+    """Distance (A) within which two sites of ``ion`` exclude each other.
+
+    ``max(exclusion, checks.overlap_limit(ion, ion))``: 1.5 A for Li (its limit is 1.28 A),
+    1.66 A for Na. A band's host loses the ions this close to either endpoint.
+    """
+    return max(exclusion, checks.overlap_limit(ion, ion))
 
 
 def _largest_remainder(key: tuple, n_sites: int) -> dict[str, int]:
@@ -304,6 +325,7 @@ __all__ = [
     "MERGE_RADIUS",
     "DisorderError",
     "Ordering",
+    "exclusion_radius",
     "ion_sites",
     "is_disordered",
     "sample_orderings",

@@ -17,7 +17,9 @@ supercell share its orderings), each hop label gets one band:
   the seeded generator;
 * the band is built as the training data were (``docs/hops.md``): the ion at the initial
   site, the host is every other atom of the ordering, less any ion within the exclusion
-  distance (1.5 A) of either endpoint (the final site is emptied; split partners go).
+  distance of either endpoint (1.5 A, or the overlap limit of two ions if larger,
+  :func:`ase_em.crystals.disorder.exclusion_radius`): the final site is emptied; split
+  partners and sites that exclude an endpoint site go.
 
 Aggregation over the orderings, per hop label and per percolation dimension:
 
@@ -41,7 +43,6 @@ import logging
 import math
 import os
 import time
-import warnings
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -53,17 +54,18 @@ from pymatgen.util.coord import lattice_points_in_supercell
 
 from ase_em.config import NetworkOptions
 from ase_em.crystals.disorder import (
-    EXCLUSION,
     MAX_SECONDS,
     MAX_SUPERCELL_ATOMS,
     MERGE_RADIUS,
     check_time,
+    exclusion_radius,
     sample_orderings,
     skeleton,
 )
 from ase_em.crystals.hop_graph import build_migration_graph
 from ase_em.crystals.percolation import DIMENSIONS, PeriodicEdge, percolation_barriers
-from ase_em.errors import AseEmError, MissingIonError, StructureFileError
+from ase_em.crystals.structure import read_structure_file
+from ase_em.errors import AseEmError, MissingIonError
 from ase_em.hops.hop import Hop
 from ase_em.hops.migration_hop import PATH_MARGIN, supercell_matrix
 from ase_em.model.domain import FLAGS, excluded
@@ -176,29 +178,23 @@ class DisorderedNetwork:
         }
 
 
-def read_average_structure(structure: Structure | str | os.PathLike) -> Structure:
+def read_average_structure(
+    structure: Structure | str | os.PathLike, *, block: str | None = None
+) -> Structure:
     """A Structure from a Structure or a structure file, partial occupancies kept.
+
+    Files are read by :func:`ase_em.crystals.structure.read_structure_file` (occupancy
+    rounding, vacancy symbols, CIF data blocks, MigrationGraph JSON).
 
     Raises:
         StructureFileError: missing or unreadable file, or no atoms.
     """
     if isinstance(structure, Structure):
         return structure
-    path = os.fspath(structure)
-    if not os.path.isfile(path):
-        raise StructureFileError(f"{path}: no such file")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # CIF parser notes on rounding and site merging
-        try:
-            struct = Structure.from_file(path)
-        except Exception as exc:  # pymatgen raises many types for unreadable files
-            raise StructureFileError(f"{path}: cannot read a structure: {exc}") from None
-    if len(struct) == 0:
-        raise StructureFileError(f"{path}: holds no atoms")
-    return struct
+    return read_structure_file(structure, block=block)
 
 
-def disordered_input(structure: Any) -> Structure | None:
+def disordered_input(structure: Any, *, block: str | None = None) -> Structure | None:
     """The average structure if ``structure`` (a Structure or a structure file) is disordered, else None.
 
     Unreadable files give None: the ordered-structure reader then reports them.
@@ -208,7 +204,7 @@ def disordered_input(structure: Any) -> Structure | None:
     if not isinstance(structure, (str, os.PathLike)):
         return None  # ASE Atoms hold no partial occupancies
     try:
-        average = read_average_structure(structure)
+        average = read_average_structure(structure, block=block)
     except AseEmError:
         return None
     return None if average.is_ordered else average
@@ -432,11 +428,12 @@ def _band_hop(
     """The vacancy-mode hop in ordering ``o``.
 
     The ion at ``start``; every other atom is the host, less ions within the exclusion
-    distance of either endpoint.
+    distance of either endpoint (:func:`ase_em.crystals.disorder.exclusion_radius`: sites
+    that exclude the endpoint sites, such as P2-NaxCoO2's Na 2d site 1.64 A from a 2b site).
     """
     ends = o.lattice.get_fractional_coords(np.vstack([start, start + vector]))  # (2, 3)
     d = o.lattice.get_all_distances(ends, o.frac_coords)  # (2, N)
-    keep = ~(is_ion & (d < EXCLUSION).any(0))  # (N,)
+    keep = ~(is_ion & (d < exclusion_radius(ion)).any(0))  # (N,)
     return Hop(
         ion=ion,
         start=np.asarray(start, float),

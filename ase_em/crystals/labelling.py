@@ -24,8 +24,8 @@ from pymatgen.analysis.diffusion.neb.full_path_mapper import MigrationGraph
 
 from ase_em.config import NetworkOptions
 from ase_em.crystals.hop_graph import build_migration_graph
-from ase_em.crystals.structure import StructureInput, check_ion, to_structure
-from ase_em.errors import ImplausibleHopError, MissingIonError
+from ase_em.crystals.structure import StructureInput, check_ion, insertion_graph_message, to_structure
+from ase_em.errors import ImplausibleHopError, MissingIonError, VacancySupercellError
 from ase_em.hops.migration_hop import hop_from_migration_hop
 
 if TYPE_CHECKING:
@@ -65,7 +65,20 @@ def label_migration_graph(
 
     Returns:
         ``mg`` itself, labelled.
+
+    Raises:
+        VacancySupercellError: the graph's structure holds two ion sites closer than
+            ``checks.MIN_ION_PAIR_RATIO`` of their covalent sum: candidate sites of an
+            insertion graph (pymatgen-analysis-diffusion's ``vac_mode=False`` built from the
+            empty host plus every candidate site), which cannot all be filled as the
+            vacancy bands need.
     """
+    if len(mg.only_sites):
+        ion = mg.only_sites[0].specie.symbol
+        why = insertion_graph_message(
+            mg.structure, ion, f"this MigrationGraph (vac_mode={mg.vac_mode}): its structure")
+        if why is not None:
+            raise VacancySupercellError(why)
     if predictor is None:
         from ase_em.predictor import EmPredictor
 

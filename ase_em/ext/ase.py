@@ -34,11 +34,12 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING, Any, Union
 
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 
+from ase_em.hops import convert
 from ase_em.hops.hop import Hop
 from ase_em.model.band import build_band
 
@@ -49,38 +50,16 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-NEBLike = Union["BaseNEB", Sequence[Atoms], Atoms, str, os.PathLike]
+NEBLike = Union["BaseNEB", Sequence[Any], Atoms, str, os.PathLike]
 
 
 def hop_from_neb(images: NEBLike) -> Hop:
-    """The hop of NEB images, an ASE NEB object, a multi-frame file or a band5 Atoms.
+    """The hop of NEB images, an ASE NEB object, a file or folder, or a band5 Atoms.
 
-    Args:
-        images: a list of at least two Atoms (first and last are the endpoints), an
-            ``ase.mep.NEB`` (or DyNEB, AutoNEB-style) object with ``.images``, a
-            multi-frame structure file, or a band5 ``Atoms``.
-
-    Returns:
-        The validated hop (the intermediate images are not used).
-
-    Raises:
-        ase_em.errors.AseEmError: endpoints that do not form a hop (see
-            :meth:`ase_em.hops.hop.Hop.from_endpoints`); frames that differ in atom count or
-            species (``EndpointMismatchError``, naming the frame); a single ``Atoms`` that
-            is not a band5 (``StructureFileError``, saying what was expected).
-        TypeError: an object of another kind.
+    See :func:`ase_em.hops.convert.hop_from_neb` (lists of Atoms, pymatgen Structures or
+    files; ``ase.mep.NEB``; a multi-frame file; a VASP NEB folder; a band5 Atoms).
     """
-    if isinstance(images, Atoms):
-        return Hop.from_band(images)
-    if isinstance(images, (str, os.PathLike)):
-        return Hop.from_images(images)
-    frames = getattr(images, "images", images)  # an ase.mep NEB object holds .images
-    if isinstance(frames, Sequence) and all(isinstance(a, Atoms) for a in frames):
-        return Hop.from_images(list(frames), name="NEB images")
-    raise TypeError(
-        f"expected NEB images (list of Atoms), an ase.mep.NEB, a file or a band5 Atoms, "
-        f"got {type(images).__name__}"
-    )
+    return convert.hop_from_neb(images)
 
 
 def band_from_neb(images: NEBLike) -> Atoms:
@@ -99,8 +78,9 @@ def predict_neb(images: NEBLike, predictor: EmPredictor | None = None) -> EmResu
     """Barrier of a hop given as NEB images, for scripts.
 
     Args:
-        images: NEB images (list of Atoms), an ``ase.mep.NEB``, a multi-frame file or a
-            band5 Atoms. Only the endpoints are used.
+        images: NEB images (a list of ASE Atoms, pymatgen Structures or files), an
+            ``ase.mep.NEB``, a multi-frame file, a VASP NEB folder (``00 .. NN``) or a band5
+            Atoms (:func:`ase_em.hops.convert.hop_from_neb`). Only the endpoints are used.
         predictor: the predictor; default: the shipped model (loaded on each call, so
             pass one when predicting many hops).
 

@@ -38,7 +38,26 @@ MIN_ATOM_DISTANCE = 0.5  # A: absolute floor for any two atoms
 # overlap. TRAIN's closest pair is at 0.624 of the radii sum (benchmarks/path_clearance.py;
 # three records with a duplicated atom, at 0.004, are left out of training).
 MIN_COVALENT_RATIO = 0.5
-OCCUPANCY_TOLERANCE = 0.01  # a site whose occupancies sum to less than 1 - this is partial
+# Anions (by element): two of them closer than MIN_ANION_RATIO of their covalent-radius sum
+# are a misread file, far below any anion-anion bond (an S-S bond of a polysulfide is 0.98,
+# an O-O peroxide bond 1.13). Measured with benchmarks/anion_contacts.py (docs/hops.md).
+# Pairs of one element only: by element alone, S-O of a sulfate (0.84 of the sum in TRAIN)
+# would count. Smallest ratios: TRAIN 1.164 (O-O, M-MnPO4_Na_1); OBELiX, fully occupied
+# sites, 0.682 (O-O 0.90 A, ckw.cif and yab.cif), then 0.971 (S-S 2.04 A, fwz.cif). The
+# limit is below all of them with a margin; S-S at 1.12 A is 0.53.
+ANIONS = ("N", "O", "F", "S", "Cl", "Se", "Br", "Te", "I")
+MIN_ANION_RATIO = 0.6
+# A site whose occupancies sum to within this of 1 is fully occupied (refinement rounding:
+# 0.9999, 1.0001, "1.000(2)" in ICSD/COD files); below 1 - this it is partial, above 1 + this
+# it is refused. Stated, not measured: CIF occupancies are given to 2-4 digits.
+OCCUPANCY_TOLERANCE = 0.01
+# Two sites of the migrating ion closer than this fraction of their covalent-radius sum
+# cannot both be filled: candidate sites (a MigrationGraph of the empty host plus every
+# site, pymatgen-analysis-diffusion's vac_mode=False), not a crystal's occupied sites.
+# TRAIN's smallest pair of two atoms of the ion is 0.745 (K-K 3.02 A, K2CrPO4CO3; three
+# records with a duplicated Na atom, at 0.004, are left out of training), measured with
+# benchmarks/anion_contacts.py; Mg-Mg 1.79 A of the spinel 8a/16c sites is 0.63.
+MIN_ION_PAIR_RATIO = 0.7
 # Relaxed endpoints may have slightly different cells: largest accepted strain (the largest
 # relative change of length of any vector between the two cells); stated, not measured
 # (TRAIN holds band5 records only): 0.48 A, the largest difference in the reference's TEST
@@ -198,6 +217,17 @@ def closest_contact(atoms: Atoms, *, ignore: tuple[int, int] | None = None) -> C
     return Contact(int(i[m]), int(j[m]), float(d[m]), float(ratio[m]))
 
 
+def overlap_limit(a: str, b: str) -> float:
+    """Closest distance (A) two atoms of elements ``a`` and ``b`` may be without overlapping.
+
+    ``max(MIN_ATOM_DISTANCE, MIN_COVALENT_RATIO * (r_a + r_b))`` with ASE's covalent radii:
+    the limit of :func:`check_contacts`, so that the sampler of orderings
+    (:mod:`ase_em.crystals.disorder`) never fills two sites that the checks would refuse.
+    """
+    ra, rb = covalent_radii[atomic_numbers[a]], covalent_radii[atomic_numbers[b]]
+    return max(MIN_ATOM_DISTANCE, MIN_COVALENT_RATIO * float(ra + rb))
+
+
 def contact_is_overlap(contact: Contact | None) -> bool:
     """Whether a contact breaks the rule (closer than either limit)."""
     return contact is not None and (
@@ -205,8 +235,42 @@ def contact_is_overlap(contact: Contact | None) -> bool:
     )
 
 
+def anion_contact(atoms: Atoms) -> Contact | None:
+    """The closest pair of two atoms of one anion element (:data:`ANIONS`) below ``MIN_ANION_RATIO``.
+
+    Args:
+        atoms: a periodic structure.
+
+    Returns:
+        The pair with the smallest ``distance / (r_i + r_j)`` under the limit, else None.
+    """
+    from ase.neighborlist import neighbor_list
+
+    symbols = np.asarray(atoms.get_chemical_symbols())
+    anion = np.isin(symbols, ANIONS)
+    if np.count_nonzero(anion) < 1:
+        return None
+    radii = covalent_radii[atoms.numbers]  # (N,)
+    i, j, d = neighbor_list("ijd", atoms, MIN_ANION_RATIO * 2 * float(radii[anion].max()))
+    keep = (i < j) & anion[i] & (symbols[i] == symbols[j])
+    i, j, d = i[keep], j[keep], d[keep]
+    if i.size == 0:
+        return None
+    ratio = d / (radii[i] + radii[j])
+    m = int(np.argmin(ratio))
+    return Contact(int(i[m]), int(j[m]), float(d[m]), float(ratio[m])) if ratio[m] < MIN_ANION_RATIO else None
+
+
+def anion_message(c: Contact, first: str, second: str) -> str:
+    """The sentence for an anion-anion contact ``c`` between the atoms named ``first`` and ``second``."""
+    return (
+        f"{first} and {second} are {c.distance:.3f} A apart, {c.ratio:.2f} of their covalent radii "
+        f"sum: two anions far closer than any bond (limit {MIN_ANION_RATIO}); a misread file?"
+    )
+
+
 def check_contacts(atoms: Atoms, label: str) -> None:
-    """Refuse atoms far closer than bonding.
+    """Refuse atoms far closer than bonding, and anions of one element far closer than any bond.
 
     Args:
         atoms: a periodic structure.
@@ -216,12 +280,17 @@ def check_contacts(atoms: Atoms, label: str) -> None:
         ImplausibleHopError: naming the pair, their distance and the covalent limit.
     """
     c = closest_contact(atoms)
+    s = atoms.get_chemical_symbols()
     if contact_is_overlap(c):
-        s = atoms.get_chemical_symbols()
         raise ImplausibleHopError(
             f"{label}: atoms {c.i} ({s[c.i]}) and {c.j} ({s[c.j]}) are {c.distance:.3f} A apart, "
             f"{c.ratio:.2f} of their covalent radii sum (limit {MIN_COVALENT_RATIO}, and "
             f"{MIN_ATOM_DISTANCE} A)"
+        )
+    a = anion_contact(atoms)
+    if a is not None:
+        raise ImplausibleHopError(
+            f"{label}: " + anion_message(a, f"atoms {a.i} ({s[a.i]})", f"{a.j} ({s[a.j]})")
         )
 
 

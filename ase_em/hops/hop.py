@@ -76,6 +76,12 @@ class Hop:
         object.__setattr__(self, "ion", checks.normalize_species(self.ion))
         _check_plausible(self)
 
+    def __repr__(self) -> str:
+        """One line: ion, length, host size and name (never the arrays, as ``EmResult``)."""
+        name = "" if self.name is None else f", name={self.name!r}"
+        return (f"Hop(ion={self.ion!r}, length={self.length:.3f} A, ion_index={self.ion_index}, "
+                f"host={len(self.host_symbols)} atoms{name})")
+
     @property
     def length(self) -> float:
         """Hop length in A."""
@@ -204,14 +210,20 @@ class Hop:
         """Build a hop from NEB images (first and last are the endpoints).
 
         Args:
-            images: a list of at least two Atoms, or a multi-frame file.
+            images: a list of at least two images (ASE Atoms, pymatgen Structures as
+                ``IDPPSolver`` returns them, or structure files), a multi-frame file, or a
+                VASP NEB folder of numbered image folders ``00 .. NN``
+                (:func:`read_neb_folder`).
             ion_index: index of the migrating ion (default: the atom moving furthest).
             name: optional label.
 
         Returns:
             The validated hop.
         """
-        if isinstance(images, (str, os.PathLike)):
+        if isinstance(images, (str, os.PathLike)) and Path(images).is_dir():
+            frames = read_neb_folder(images)
+            label = str(images)
+        elif isinstance(images, (str, os.PathLike)):
             frames = read_frames(images, role="NEB images")
             label = str(images)
         else:
@@ -301,6 +313,10 @@ def to_atoms(x: StructureLike, *, role: str = "structure") -> Atoms:
     """
     if isinstance(x, (str, os.PathLike)):
         frames = read_frames(x, role=role)
+        if len(frames) > 1 and str(x).lower().endswith(".cif"):  # a database export, not a trajectory
+            raise StructureFileError(
+                f"{x}: {len(frames)} structures (CIF data blocks); give one structure per file ({role})"
+            )
         atoms, label = frames[-1], str(x)
     elif isinstance(x, Atoms):
         atoms, label = x.copy(), role
@@ -353,6 +369,46 @@ def read_frames(path: str | os.PathLike, *, role: str) -> list[Atoms]:
         label = f"{p}" if len(frames) == 1 else f"{p}: frame {i}"
         checks.check_finite(frame, label)
         checks.check_ordered(frame, label)
+    return frames
+
+
+def read_neb_folder(path: str | os.PathLike) -> list[Atoms]:
+    """The images of a VASP NEB run folder: ``00``, ``01``, ... ``NN``, in order.
+
+    Each image folder gives its ``CONTCAR`` (the relaxed image) if present and not empty,
+    else its ``POSCAR`` (VASP writes no CONTCAR for the fixed endpoints).
+
+    Args:
+        path: the run folder.
+
+    Returns:
+        The images, at least two.
+
+    Raises:
+        StructureFileError: no numbered image folders, a gap in the numbers, or an image
+            folder with neither file (naming it).
+    """
+    root = Path(path)
+    numbered = sorted((p for p in root.iterdir() if p.is_dir() and p.name.isdigit()),
+                      key=lambda p: int(p.name))
+    if len(numbered) < 2:
+        raise StructureFileError(
+            f"{root}: is a folder, but not a VASP NEB run (numbered image folders 00 .. NN with "
+            "POSCAR or CONTCAR); give the endpoint files or a multi-frame file"
+        )
+    if [int(p.name) for p in numbered] != list(range(len(numbered))):
+        raise StructureFileError(
+            f"{root}: image folders {', '.join(p.name for p in numbered)} are not numbered 00 .. "
+            f"{len(numbered) - 1:02d} without a gap"
+        )
+    frames = []
+    for folder in numbered:
+        contcar, poscar = folder / "CONTCAR", folder / "POSCAR"
+        pick = contcar if contcar.is_file() and contcar.stat().st_size > 0 else poscar
+        if not pick.is_file():
+            raise StructureFileError(
+                f"{folder}: neither CONTCAR nor POSCAR (image {folder.name} of a NEB run)")
+        frames.append(read_frames(pick, role=f"NEB image {folder.name}")[-1])
     return frames
 
 
@@ -457,15 +513,18 @@ def _check_plausible(hop: Hop) -> None:
         pbc=True,
     )
     c = checks.closest_contact(atoms, ignore=(n_host, n_host + 1))
+    name = lambda t: (  # noqa: E731
+        f"host atom {t} ({hop.host_symbols[t]})"
+        if t < n_host
+        else f"the {hop.ion} ion at its {'initial' if t == n_host else 'final'} site"
+    )
     if checks.contact_is_overlap(c):
-        name = lambda t: (  # noqa: E731
-            f"host atom {t} ({hop.host_symbols[t]})"
-            if t < n_host
-            else f"the {hop.ion} ion at its {'initial' if t == n_host else 'final'} site"
-        )
         raise ImplausibleHopError(
             f"{where}: {name(c.i)} and {name(c.j)} are {c.distance:.3f} A apart, {c.ratio:.2f} of "
             f"their covalent radii sum (limit {checks.MIN_COVALENT_RATIO}, and {MIN_ATOM_DISTANCE} A)"
         )
+    a = checks.anion_contact(atoms)  # the ion is a cation: host pairs only
+    if a is not None:
+        raise ImplausibleHopError(f"{where}: " + checks.anion_message(a, name(a.i), name(a.j)))
     if n_host:
         clearance.check_path(hop)  # the whole straight path against every host atom

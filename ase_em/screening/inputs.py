@@ -1,7 +1,8 @@
 """Screening inputs: files, folders, path lists and ASE databases -> units of work.
 
 A *unit* is one structure and one migrating ion. It is identified by its source (a path,
-or ``path@id=N`` for a row of an input ASE database), the ion, and the sha256 of the
+``path@id=N`` for a row of an input ASE database, ``path@block=NAME`` for a data block of a
+CIF file with several), the ion, and the sha256 of the
 source's content, so that ``--resume`` redoes a unit whose file changed.
 
 Recognised inputs:
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ase_em.crystals.cif_text import cif_blocks
 from ase_em.errors import StructureFileError
 
 STRUCTURE_SUFFIXES = (".cif", ".vasp", ".extxyz", ".xyz", ".json")
@@ -46,6 +48,7 @@ class Source:
         path: the file to read (None for a database row).
         atoms: the structure of a database row (None for a file).
         keys: extra per-structure key-value pairs to store on the result rows.
+        block: the data block of a CIF file with several (source ``path@block=NAME``).
     """
 
     source: str
@@ -53,6 +56,7 @@ class Source:
     path: str | None = None
     atoms: Any = None
     keys: dict[str, Any] = field(default_factory=dict)
+    block: str | None = None
 
     @property
     def stem(self) -> str:
@@ -158,7 +162,12 @@ def expand_inputs(inputs: Iterable[str | os.PathLike]) -> list[Source]:
         if key in seen:
             return
         seen.add(key)
-        sources.append(Source(source=key, sha256=file_sha256(p), path=key))
+        sha = file_sha256(p)
+        blocks = cif_blocks(p) if p.suffix.lower() == ".cif" else []
+        if len(blocks) > 1:  # a database export: one structure per data block
+            sources.extend(Source(source=f"{key}@block={b}", sha256=sha, path=key, block=b) for b in blocks)
+        else:
+            sources.append(Source(source=key, sha256=sha, path=key))
 
     for item in inputs:
         p = Path(item)
@@ -238,5 +247,5 @@ def attach_keys(sources: Sequence[Source], table: dict[str, dict[str, Any]]) -> 
     out = []
     for s in sources:
         keys = table.get(s.source) or table.get(s.stem) or {}
-        out.append(Source(s.source, s.sha256, s.path, s.atoms, {**s.keys, **keys}))
+        out.append(Source(s.source, s.sha256, s.path, s.atoms, {**s.keys, **keys}, s.block))
     return out

@@ -3,7 +3,11 @@
 Ranking: rows with status ``ok`` and a value of the ranking key (default ``em_1d``, the
 lowest barrier of long-range transport) by that value, lowest first; then ``ok`` rows
 without one (the hops do not percolate), then the rest (refused, error, time-out) with
-their reason.
+their reason. A row whose bottleneck hop carries domain flags (``em_1d_flags``, ... of
+:mod:`ase_em.screening.store`: an element the model never saw, far from TRAIN, ...) is
+marked (``flagged`` column, ``*`` in the terminal ranking); with ``in_domain`` such rows are
+not ranked but listed after the ranked ones, so the top of a screen is never its least
+reliable entry.
 
 The PNG shows the distribution of the 1D/2D/3D percolation barriers and, given ``x``, a
 scatter of the ranking key against any numeric key stored on the rows (e.g. a measured
@@ -22,8 +26,10 @@ from ase_em.errors import AseEmError
 from ase_em.screening.store import OWN_KEYS
 
 FIRST_COLUMNS = [
-    "rank", "source", "reduced_formula", "ion", "status", "em_1d", "em_1d_std", "em_2d", "em_2d_std",
-    "em_3d", "em_3d_std", "em_min", "em_min_std", "em_min_length", "n_hops", "n_blocked", "n_orderings",
+    "rank", "flagged", "source", "reduced_formula", "ion", "status", "em_1d", "em_1d_std", "em_2d",
+    "em_2d_std",
+    "em_3d", "em_3d_std", "em_min", "em_min_std", "em_min_length", "n_hops", "n_blocked",
+    "n_orderings",
     "n_sites", "flags", "reason", "seconds", "cpu_structure", "cpu_model", "model", "model_version",
     "max_distance", "sha256",
 ]
@@ -48,17 +54,37 @@ def read_rows(db: str | os.PathLike, ion: str | None = None) -> list[dict[str, A
     return rows
 
 
-def rank_rows(rows: list[dict[str, Any]], by: str = "em_1d") -> list[dict[str, Any]]:
-    """Rows in report order (see the module docstring), each with its ``rank`` (1-based)."""
+def bottleneck_flags(row: dict[str, Any], by: str = "em_1d") -> str:
+    """The domain flags of the bottleneck hop of ``row``'s ranking value ``by`` ("" if none)."""
+    return str(row.get(f"{by}_flags") or "")
+
+
+def rank_rows(
+    rows: list[dict[str, Any]], by: str = "em_1d", *, in_domain: bool = False
+) -> list[dict[str, Any]]:
+    """Rows in report order (see the module docstring), each with its ``rank`` (1-based).
+
+    Args:
+        rows: rows of :func:`read_rows`.
+        by: the ranking key.
+        in_domain: rank only rows whose bottleneck hop has no domain flag; flagged rows
+            follow the ranked ones, unranked.
+
+    Returns:
+        The rows, each with ``rank`` ("" if unranked) and ``flagged`` (the bottleneck's flags).
+    """
     ok = [r for r in rows if r.get("status") == "ok"]
-    ranked = sorted((r for r in ok if isinstance(r.get(by), (int, float))),
+    has_value = [r for r in ok if isinstance(r.get(by), (int, float))]
+    ranked = sorted((r for r in has_value if not (in_domain and bottleneck_flags(r, by))),
                     key=lambda r: (r[by], r["source"]))
+    flagged = sorted((r for r in has_value if in_domain and bottleneck_flags(r, by)),
+                     key=lambda r: (r[by], r["source"]))
     unranked = sorted((r for r in ok if not isinstance(r.get(by), (int, float))), key=lambda r: r["source"])
     rest = sorted((r for r in rows if r.get("status") != "ok"),
                   key=lambda r: (r.get("status", ""), r["source"]))
     out = []
-    for i, r in enumerate(ranked + unranked + rest, 1):
-        out.append({**r, "rank": i if i <= len(ranked) else ""})
+    for i, r in enumerate(ranked + flagged + unranked + rest, 1):
+        out.append({**r, "rank": i if i <= len(ranked) else "", "flagged": bottleneck_flags(r, by)})
     return out
 
 
@@ -125,7 +151,8 @@ def plot(rows: list[dict[str, Any]], path: str | os.PathLike, *, by: str = "em_1
 
 def screen_report(db: str | os.PathLike, *, csv_path: str | os.PathLike | None = None,
                   png_path: str | os.PathLike | None = None, by: str = "em_1d", x: str | None = None,
-                  logx: bool = False, ion: str | None = None) -> tuple[Path, Path, list[dict[str, Any]]]:
+                  logx: bool = False, ion: str | None = None,
+                  in_domain: bool = False) -> tuple[Path, Path, list[dict[str, Any]]]:
     """Ranked CSV and PNG of a screening database.
 
     Args:
@@ -136,6 +163,7 @@ def screen_report(db: str | os.PathLike, *, csv_path: str | os.PathLike | None =
         x: numeric key to scatter ``by`` against (e.g. a measured conductivity).
         logx: plot log10 of ``x``.
         ion: only the rows of this ion.
+        in_domain: rank only rows whose bottleneck hop has no domain flag (module docstring).
 
     Returns:
         (CSV path, PNG path, ranked rows).
@@ -146,7 +174,7 @@ def screen_report(db: str | os.PathLike, *, csv_path: str | os.PathLike | None =
     rows = read_rows(db, ion)
     if not rows:
         raise AseEmError(f"{db}: no rows{'' if ion is None else f' for ion {ion}'}")
-    ranked = rank_rows(rows, by)
+    ranked = rank_rows(rows, by, in_domain=in_domain)
     base = Path(db).with_suffix("")
     c = write_csv(ranked, csv_path or base.with_suffix(".csv"))
     p = plot(ranked, png_path or base.with_suffix(".png"), by=by, x=x, logx=logx)

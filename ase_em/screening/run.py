@@ -76,6 +76,7 @@ def screen(
     keys_id: str = "id",
     threads: int = 1,
     progress: bool = True,
+    allow_no_host: bool = False,
 ) -> ScreenSummary:
     """Barriers of every input structure and ion, one database row each.
 
@@ -102,6 +103,9 @@ def screen(
         keys_id: the id column of ``keys``.
         threads: torch threads per worker.
         progress: show a progress bar (rate, ETA) on stderr.
+        allow_no_host: screen structures without a host framework (every site the ion: an
+            elemental metal, e.g. to refine its vacancy hops with a potential) instead of
+            giving them a ``refused`` row; their hops are flagged ``no_host_framework``.
 
     Returns:
         A :class:`ScreenSummary`.
@@ -150,7 +154,8 @@ def screen(
                     n_skipped += 1
                     continue
                 replace[(s.source, ion)] = [row_id]  # changed file or model: redone, old row replaced
-            unit = {"source": s.source, "sha256": s.sha256, "ion": ion, "path": s.path, "atoms": s.atoms}
+            unit = {"source": s.source, "sha256": s.sha256, "ion": ion, "path": s.path, "atoms": s.atoms,
+                    "block": s.block}
             units.append(unit)
             extra[(s.source, ion)] = s.keys
     summary = ScreenSummary(db=store.path, n_units=n_skipped + len(units), n_skipped=n_skipped)
@@ -158,7 +163,7 @@ def screen(
         summary.seconds = time.perf_counter() - t0
         return summary
     options = {"model": model, "max_distance": float(max_distance), "threads": int(threads),
-               "n_orderings": int(n_orderings), "seed": int(seed)}
+               "n_orderings": int(n_orderings), "seed": int(seed), "allow_no_host": bool(allow_no_host)}
     if scheduler is not None:
         records = run_dask(units, scheduler=scheduler, timeout=timeout, model_name=model_name,
                            options=options)

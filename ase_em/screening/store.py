@@ -24,6 +24,9 @@ n_orderings       orderings used: 1 for an ordered structure, N (``--orderings``
                   disordered one (barriers: median over them), 0 when it failed first
 flags, n_flags    comma-separated domain flags of the hops (``flags`` absent if none); hops
                   with an excluding flag are left out of percolation (as in ``network``)
+em_1d_flags ...   domain flags of the bottleneck hop of each barrier (em_1d/2d/3d, em_min),
+                  absent if none: ``screen-report`` marks these rows and ``--in-domain``
+                  ranks the others only
 seconds           wall time of the unit in its worker (s)
 cpu_structure     CPU s of everything but the network: reading, symmetry, hops, graphs
 cpu_model         CPU s of the network's forward passes
@@ -54,7 +57,8 @@ from ase_em.errors import AseEmError
 OWN_KEYS = frozenset(
     "source sha256 ion status reason reduced_formula n_sites em_1d em_2d em_3d em_1d_std em_2d_std "
     "em_3d_std em_min em_min_std em_min_length n_hops n_blocked n_orderings ordered flags n_flags seconds "
-    "cpu_structure cpu_model model model_version max_distance".split()
+    "cpu_structure cpu_model model model_version max_distance em_1d_flags em_2d_flags em_3d_flags "
+    "em_min_flags".split()
 )
 
 

@@ -13,11 +13,14 @@ symmetry, hop finding, band and graph building, percolation).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
 import time
 import traceback
+import warnings
+from collections.abc import Iterator
 from dataclasses import asdict
 from typing import Any
 
@@ -89,10 +92,11 @@ def init_worker(model: str | None, threads: int) -> None:
     get_predictor(model, threads)
 
 
-def read_structure(path: str) -> Any:
+def read_structure(path: str, block: str | None = None) -> Any:
     """A pymatgen Structure from a structure file, partial occupancies kept.
 
-    Extended XYZ goes through ASE; everything else through pymatgen's ``Structure.from_file``.
+    Extended XYZ goes through ASE; everything else through
+    :func:`ase_em.crystals.structure.read_structure_file` (``block``: a CIF data block).
 
     Raises:
         StructureFileError: unreadable file, no atoms, or (extended XYZ) no periodic cell.
@@ -111,7 +115,7 @@ def read_structure(path: str) -> Any:
         if not atoms.pbc.all() or atoms.cell.rank < 3:
             raise StructureFileError(f"{path}: no periodic cell (give Lattice= in the extended XYZ header)")
         return to_structure(atoms)
-    return read_average_structure(path)
+    return read_average_structure(path, block=block)
 
 
 def _network(structure: Any, ion: str, predictor: Any, max_distance: float, n_orderings: int,
@@ -152,23 +156,83 @@ def _bottleneck_std(rows: list[Any], em: float | None) -> float | None:
     return max(stds) if stds else None
 
 
+def _bottleneck_flags(rows: list[Any], em: float | None) -> list[str]:
+    """Domain flags of the hops whose barrier is ``em`` (the bottleneck of a percolation barrier)."""
+    if em is None:
+        return []
+    return sorted({str(f) for r in rows if r.em is not None and r.em == em and getattr(r, "used", True)
+                   for f in (getattr(r, "flags", None) or ())})
+
+
+class _Collect(logging.Handler):
+    """Keeps the log records of one unit."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:  # noqa: D102
+        self.records.append(record)
+
+
+@contextlib.contextmanager
+def _one_line_per_unit(source: str, ion: str) -> Iterator[None]:
+    """Log one line per structure: its warnings are counted in one line, the details at DEBUG.
+
+    A screen of many structures would otherwise write a line per blocked hop and per
+    ordering to stderr. The package's log records (and Python warnings of the libraries)
+    of the unit are collected; afterwards each is re-logged at DEBUG (``ase-em -vv``), and
+    if any was a warning one line at WARNING says how many and gives the first.
+    """
+    pkg = logging.getLogger("ase_em")
+    handler, propagate = _Collect(), pkg.propagate
+    pkg.addHandler(handler)
+    pkg.propagate = False
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield
+    finally:
+        pkg.removeHandler(handler)
+        pkg.propagate = propagate
+        lines = [(r.levelno, r.getMessage()) for r in handler.records]
+        lines += [(logging.DEBUG, f"{w.category.__name__}: {w.message}") for w in caught]
+        for _, text in lines:
+            logger.debug("%s (%s): %s", source, ion, text)
+        warned = [text for level, text in lines if level >= logging.WARNING]
+        if warned:
+            first = warned[0] if len(warned[0]) < 200 else warned[0][:197] + "..."
+            more = f" ({len(warned)} warnings; ase-em -vv lists them)" if len(warned) > 1 else ""
+            logger.warning("%s (%s): %s%s", source, ion, first, more)
+
+
 def run_unit(unit: dict[str, Any], model: str | None = None, max_distance: float = 5.0,
-             threads: int = 1, n_orderings: int = 5, seed: int = 0) -> dict[str, Any]:
-    """Barriers of one structure and ion.
+             threads: int = 1, n_orderings: int = 5, seed: int = 0,
+             allow_no_host: bool = False) -> dict[str, Any]:
+    """Barriers of one structure and ion (its log: one line, :func:`_one_line_per_unit`).
 
     Args:
-        unit: ``{"source", "sha256", "ion", "path" or "atoms", "keys"}``
+        unit: ``{"source", "sha256", "ion", "path" or "atoms", "block", "keys"}``
             (see :class:`ase_em.screening.inputs.Source`).
         model: model directory or shipped name.
         max_distance: longest ion-ion hop (A).
         threads: torch threads of this worker.
         n_orderings: orderings of a disordered structure (partial occupancies).
         seed: seed of the first ordering.
+        allow_no_host: screen a structure whose every site holds only the ion (an elemental
+            metal, for a refinement with a potential) instead of refusing it; its hops are
+            flagged ``no_host_framework``.
 
     Returns:
         ``{"source", "sha256", "ion", "atoms", "key_value_pairs", "data"}``: the row to
         write. ``key_value_pairs`` holds ``status`` and, unless ok, a one-line ``reason``.
     """
+    with _one_line_per_unit(str(unit.get("source")), str(unit.get("ion"))):
+        return _run_unit(unit, model, max_distance, threads, n_orderings, seed, allow_no_host)
+
+
+def _run_unit(unit: dict[str, Any], model: str | None, max_distance: float, threads: int,
+              n_orderings: int, seed: int, allow_no_host: bool) -> dict[str, Any]:
     from ase_em.errors import AseEmError
 
     wall0, cpu0 = time.perf_counter(), time.thread_time()
@@ -183,10 +247,10 @@ def run_unit(unit: dict[str, Any], model: str | None = None, max_distance: float
         cpu_model0 = predictor.cpu_total - predictor.cpu_graph
         from pymatgen.io.ase import AseAtomsAdaptor
 
-        from ase_em.crystals.structure import to_structure
+        from ase_em.crystals.structure import check_host, check_ion, to_structure
 
         if unit.get("path") is not None:
-            structure = read_structure(unit["path"])
+            structure = read_structure(unit["path"], unit.get("block"))
         else:
             structure = to_structure(unit["atoms"])
         kv["reduced_formula"] = structure.composition.reduced_formula
@@ -196,6 +260,9 @@ def run_unit(unit: dict[str, Any], model: str | None = None, max_distance: float
             atoms = AseAtomsAdaptor.get_atoms(structure)
         else:  # ASE Atoms hold no partial occupancies: the average structure goes into data
             data["average_structure"] = structure.as_dict()
+        ion = check_ion(structure, unit["ion"])
+        if not allow_no_host:
+            check_host(structure, ion)  # a file of ion sites alone: refused, not an empty "ok" row
         rows, perc, spread, kv["n_orderings"], kv["empty_sites"] = _network(
             structure, unit["ion"], predictor, max_distance, n_orderings, seed)
         for d, e in perc.items():
@@ -205,6 +272,8 @@ def run_unit(unit: dict[str, Any], model: str | None = None, max_distance: float
                 std = spread.get(d) if std is None else std
                 if std is not None:
                     kv[f"em_{d}d_std"] = float(std)
+                if bottleneck := _bottleneck_flags(rows, e):
+                    kv[f"em_{d}d_flags"] = ",".join(bottleneck)
         open_rows = [r for r in rows if r.em is not None]
         if open_rows:
             low = min(open_rows, key=lambda r: r.em)
@@ -212,6 +281,8 @@ def run_unit(unit: dict[str, Any], model: str | None = None, max_distance: float
             if low.em_std is not None:
                 kv["em_min_std"] = float(low.em_std)
             kv["em_min_length"] = float(low.length)
+            if low.flags:
+                kv["em_min_flags"] = ",".join(sorted(str(f) for f in low.flags))
         kv["n_hops"] = len(rows)
         kv["n_blocked"] = len(rows) - len(open_rows)
         flags = sorted({str(f) for r in rows for f in (getattr(r, "flags", None) or ())})
@@ -227,7 +298,7 @@ def run_unit(unit: dict[str, Any], model: str | None = None, max_distance: float
     except Exception as exc:  # one bad structure must never stop the run: it gets an error row
         kv["status"], kv["reason"] = STATUS_ERROR, f"{type(exc).__name__}: {_one_line(exc)}"
         data["traceback"] = traceback.format_exc(limit=8)
-        logger.warning("%s (%s): %s", unit["source"], unit["ion"], kv["reason"])
+        logger.warning("error: %s", kv["reason"])
     kv["seconds"] = time.perf_counter() - wall0
     cpu = time.thread_time() - cpu0
     kv.setdefault("cpu_model", 0.0)

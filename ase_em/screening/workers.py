@@ -78,7 +78,8 @@ def run_local(units: Sequence[dict[str, Any]], *, workers: int, timeout: float |
 
     max_distance = options.get("max_distance", 5.0)
     pool = ProcessPool(max_workers=workers, initializer=_init_local,
-                       initargs=(options.get("model"), options.get("threads", 1)),
+                       initargs=(options.get("model"), options.get("threads", 1),
+                                 logging.getLogger("ase_em").getEffectiveLevel()),
                        context=multiprocessing.get_context("spawn"))
     todo = iter(units)
     pending: dict[Any, dict[str, Any]] = {}
@@ -114,9 +115,13 @@ def run_local(units: Sequence[dict[str, Any]], *, workers: int, timeout: float |
         pool.join()
 
 
-def _init_local(model: str | None, threads: int) -> None:
-    """Initializer of a local worker (module-level so that it pickles)."""
+def _init_local(model: str | None, threads: int, log_level: int = logging.WARNING) -> None:
+    """Initializer of a local worker (module-level so that it pickles); logs at the parent's level."""
     from ase_em.screening.work import init_worker
+
+    if log_level < logging.WARNING:  # a spawned process starts unconfigured (warnings only)
+        logging.basicConfig(level=log_level, format="%(message)s")
+        logging.getLogger("matplotlib").setLevel(logging.WARNING)
 
     init_worker(model, threads)
 

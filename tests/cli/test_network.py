@@ -69,3 +69,28 @@ def test_network_input_errors(tmp_path, capsys, tiny_model_dir, make_input, ion,
     assert code == 2 and out == ""
     assert len(err.strip().splitlines()) == 1
     assert err.startswith("ase-em network: error:") and message in err
+
+
+def test_table_says_why_hops_are_blocked(tmp_path, capsys, tiny_model_dir):
+    """A Li-O chain (Li-O 1.8 A): the only Li-Li hop, 3.6 A along the chain, runs through O."""
+    from pymatgen.core import Lattice, Structure
+
+    chain = tmp_path / "chain.cif"
+    lattice = Lattice.orthorhombic(3.6, 8.0, 8.0)
+    Structure(lattice, ["Li", "O"], [[0, 0, 0], [0.5, 0, 0]]).to(filename=str(chain))
+    code, out, err = run(["network", chain, "--ion", "Li", "--empty-sites", "no", "--model", tiny_model_dir],
+                         capsys)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[2].split()[:3] == ["0", "3.600", "blocked"]
+    assert "percolation barrier (eV): not computed, every hop is blocked (hop 0: " in out
+    assert "passes 0.000 A from host atom" in out and "none" not in out
+    # a structure with open and blocked hops: the table gives the reason under it
+    licoo2 = EXAMPLES / "structures" / "LiCoO2.cif"
+    code, out, err = run(["network", licoo2, "--ion", "Li", "--max-distance", "6", "--model", tiny_model_dir],
+                         capsys)
+    assert code == 0, err
+    blocked = [line.split()[0] for line in out.splitlines()[2:] if line.split()[2:3] == ["blocked"]]
+    reasons = [line for line in out.splitlines() if line.startswith("blocked: hop ")]
+    assert blocked and [r.split()[2].rstrip(":") for r in reasons] == blocked
+    assert "percolation barrier (eV): 1D " in out

@@ -201,3 +201,30 @@ def test_with_em_predictor_takes_a_disordered_structure(tiny_predictor, llto_net
     mg = MigrationGraph.with_em_predictor(perovskite_llto(), "Li", 4.0, tiny_predictor, n_orderings=3)
     ems = {d["em"] for _, _, d in mg.m_graph.graph.edges(data=True)}
     assert ems == {llto_network.hops[0].em}  # same seed, same orderings, same median
+
+
+P2_CIF = Path(__file__).resolve().parents[1] / "data" / "Na07CoO2_P2.cif"
+
+
+def test_sites_closer_than_the_overlap_limit_are_one_choice():
+    """P2-Na0.7CoO2: Na on 2b (0.25) and 2d (0.45), 1.636 A apart (beyond the 1.5 A split-site
+    distance, but below 0.5 of the Na-Na covalent sum, 1.66 A): never both filled."""
+    from ase_em.hops.checks import overlap_limit
+
+    s = Structure.from_file(P2_CIF)
+    assert overlap_limit("Na", "Na") == pytest.approx(1.66)
+    na = [i for i, site in enumerate(s) if "Na" in site.species.as_dict()]
+    d = s.distance_matrix[np.ix_(na, na)][~np.eye(len(na), dtype=bool)]
+    assert d.min() == pytest.approx(1.636, abs=1e-3)
+    for o in sample_orderings(s, np.diag([3, 3, 1]), n=5, seed=0):
+        assert min_distance(o.structure, "Na") > 1.66
+        placed = counts(o.structure)["Na"]
+        # 18 2b sites at 0.25 and 18 2d sites at 0.45: 4 or 5 and 8, each placed or said missing
+        assert placed + o.missing.get("Na", 0) in (12, 13)
+
+
+def test_p2_network_has_no_overlap_blocked_hop(tiny_predictor):
+    net = disordered_network(P2_CIF, "Na", predictor=tiny_predictor, n_orderings=2, include_flagged=True)
+    assert [h.blocked for h in net.hops] == [None] * len(net.hops)
+    assert 1.636 == pytest.approx(min(h.length for h in net.hops), abs=1e-3)
+    assert net.percolation[2] is not None and net.percolation[3] is None  # layered: 2D, not 3D

@@ -161,3 +161,47 @@ def test_bad_inputs(tiny_predictor, endpoints):
 def test_lazy_exports():
     assert ase_em.predict_neb is predict_neb
     assert ase_em.EmCalculator is EmCalculator
+
+
+def write_vasp_neb_folder(root, frames):
+    """A VASP NEB run folder: 00 and NN with POSCAR only, the images with POSCAR and CONTCAR."""
+    from ase.io import write
+
+    for k, frame in enumerate(frames):
+        folder = root / f"{k:02d}"
+        folder.mkdir(parents=True)
+        write(folder / "POSCAR", frame, format="vasp")
+        if 0 < k < len(frames) - 1:
+            write(folder / "CONTCAR", frame, format="vasp")
+    return root
+
+
+def test_pymatgen_structures_and_a_vasp_neb_folder_are_neb_images(tiny_predictor, tmp_path):
+    """IDPPSolver returns a list of pymatgen Structures; a VASP NEB run is a folder 00 .. NN."""
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    d = EXAMPLES / "LiFePO4"
+    reference = tiny_predictor.predict_one(Hop.from_endpoints(d / "initial.vasp", d / "final.vasp"))
+    frames = read(d / "neb_images.extxyz", index=":")
+    structures = [AseAtomsAdaptor.get_structure(f) for f in frames]
+    assert predict_neb(structures, tiny_predictor).em == pytest.approx(reference.em, abs=TOL)
+    folder = write_vasp_neb_folder(tmp_path / "neb", frames)
+    (folder / "02" / "CONTCAR").write_text("")  # a run stopped early: the image's POSCAR is read
+    assert predict_neb(folder, tiny_predictor).em == pytest.approx(reference.em, abs=TOL)
+    assert predict_neb(str(folder), tiny_predictor).hop.name == str(folder)
+    (folder / "03" / "POSCAR").unlink()
+    (folder / "03" / "CONTCAR").unlink()
+    with pytest.raises(StructureFileError, match=r"03: neither CONTCAR nor POSCAR"):
+        predict_neb(folder, tiny_predictor)
+    with pytest.raises(StructureFileError, match=r"is a folder, but not a VASP NEB run"):
+        predict_neb(tmp_path / "neb" / "00", tiny_predictor)
+    with pytest.raises(TypeError, match=r"got a list of int"):
+        predict_neb([1, 2], tiny_predictor)
+
+
+def test_hop_prints_in_one_line():
+    d = EXAMPLES / "LiFePO4"
+    hop = Hop.from_endpoints(d / "initial.vasp", d / "final.vasp")
+    text = repr(hop)
+    assert "\n" not in text and len(text) < 200
+    assert text.startswith("Hop(ion='Li', length=2.985 A, ion_index=0, host=")

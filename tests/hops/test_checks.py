@@ -132,6 +132,23 @@ def test_atoms_far_closer_than_bonding_are_refused_naming_the_pair():
     checks.check_contacts(a, "x")
 
 
+def test_two_anions_far_closer_than_any_bond_are_refused():
+    """Two S 1.12 A apart (0.53 of the S-S covalent sum, above the general 0.5 limit): a misread
+    file; an S-S bond of a polysulfide (2.05 A, 0.98) is a crystal."""
+    a = Atoms("LiSS", positions=[[1, 1, 1], [4, 4, 4], [4 + 1.12, 4, 4]], cell=np.eye(3) * 9, pbc=True)
+    assert checks.closest_contact(a) is None or not checks.contact_is_overlap(checks.closest_contact(a))
+    message = r"atoms 1 \(S\) and 2 \(S\) are 1.120 A apart, 0.53 of .*two anions far closer than any bond"
+    with pytest.raises(ImplausibleHopError, match=message + r" \(limit 0.6\)"):
+        checks.check_contacts(a, "x")
+    with pytest.raises(ImplausibleHopError, match=r"host atom 0 \(S\) and host atom 1 \(S\) are 1.120 A"):
+        Hop(ion="Li", start=np.array([1.0, 1, 1]), end=np.array([1.0, 3.5, 1]), host_symbols=("S", "S"),
+            host_positions=a.positions[1:], cell=np.eye(3) * 9)
+    a.positions[2] = [4 + 2.05, 4, 4]
+    checks.check_contacts(a, "x")
+    s_o = Atoms("SO", positions=[[4, 4, 4], [5.44, 4, 4]], cell=np.eye(3) * 9, pbc=True)
+    checks.check_contacts(s_o, "sulfate")  # S-O of a sulfate, 0.69 of the sum: not one anion element
+
+
 # ---------------------------------------------------------------------- species
 
 
@@ -343,3 +360,13 @@ def test_with_em_predictor_exists_in_any_import_order_and_import_is_light():
         "print(hasattr(MigrationGraph, 'with_em_predictor'))\n"
     )
     assert _run(second).strip() == "True"
+
+
+def test_a_multi_block_cif_is_not_one_endpoint(tmp_path):
+    """A database export with two data blocks: not silently its last (or first) block."""
+    from ase_em.hops.hop import to_atoms
+
+    path = tmp_path / "export.cif"
+    path.write_text((DATA / "LFP_occ10001.cif").read_text().replace("1.0001", "1") * 2)
+    with pytest.raises(StructureFileError, match=r"export.cif: 2 structures \(CIF data blocks\); give one"):
+        to_atoms(path, role="initial")

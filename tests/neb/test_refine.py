@@ -312,7 +312,7 @@ def test_refine_from_a_screening_database_stores_refined_barriers_in_its_rows(tm
     db = tmp_path / "results.db"
     # the network's barriers (a tiny random model) on the nearest-neighbour network alone
     screen(tmp_path / "Cu.cif", "Cu", db, workers=1, model=str(tiny_model_dir), max_distance=3.0,
-           progress=False)
+           progress=False, allow_no_host=True)  # a metal has no host framework: refused by default
     (row,) = connect(str(db)).select()
     assert row.status == "ok" and len(row.data["hops"]) == 1
     em_network = row.data["hops"][0]["em"]
