@@ -191,6 +191,10 @@ def build_parser() -> argparse.ArgumentParser:
     from ase_em.cli.refine import add_parser as add_refine_parser
 
     add_refine_parser(sub)
+    # --- conductivity: parser and handler in their own module (ase_em.cli.conductivity)
+    from ase_em.cli.conductivity import add_parser as add_conductivity_parser
+
+    add_conductivity_parser(sub)
     return parser
 
 

@@ -8,6 +8,7 @@ Example::
     print(an.format_table())
     an.percolation            # {1: 0.3, 2: 0.9, 3: None}  (eV)
     an.plot_network("net.png")
+    an.conductivity([300, 400, 500])   # sigma(T), D(T), Ea (ase_em.transport)
 
 Hops outside the model's domain carry flags (:mod:`ase_em.model.domain`); those with a flag of
 :data:`ase_em.model.domain.EXCLUDING_FLAGS` (a long or short hop, a path in the grey zone, no
@@ -34,6 +35,7 @@ from ase_em.crystals.percolation import PeriodicEdge, percolation_barriers
 from ase_em.crystals.structure import StructureInput, check_ion, to_structure
 from ase_em.hops.migration_hop import is_empty_site
 from ase_em.model.domain import FLAGS, excluded
+from ase_em.transport import ConductivityResult, RateNetwork, conductivity, ion_charge
 
 if TYPE_CHECKING:
     from pymatgen.analysis.diffusion.neb.full_path_mapper import MigrationGraph
@@ -264,6 +266,86 @@ class MigrationBarrierAnalyzer:
                 ],
             },
         }
+
+    def rate_network(self, *, charge: int | None = None) -> RateNetwork:
+        """The hop network as a :class:`ase_em.transport.RateNetwork` (the hops percolation uses).
+
+        Sites: every node of the graph (ion sites and candidate empty sites). Hops: every
+        edge that is not blocked and, unless ``include_flagged``, has no excluding domain flag;
+        each is symmetric (one barrier: a vacancy hop between occupied sites, or an occupied
+        site into an empty one, predicted from the occupied side), its ``em_std`` and hop label
+        (one shared draw per label) from the graph. Carriers per cell: the ion's count (the
+        summed occupancy for a disordered crystal) per volume of the structure, times the
+        graph's cell volume.
+
+        Args:
+            charge: the carrier's charge number (default: :func:`ase_em.transport.ion_charge`).
+
+        Raises:
+            MissingIonError: no hop is usable.
+            TransportError: no default charge for the ion.
+        """
+        from ase_em.errors import MissingIonError
+
+        sites = self.graph.only_sites
+        edges = [e for e in edge_table(self.graph)
+                 if math.isfinite(e["em"]) and (self.include_flagged or not excluded(e["flags"]))]
+        if not edges:
+            raise MissingIonError(
+                f"{self.structure.composition.reduced_formula}: no usable {self.ion} hop (all blocked or "
+                "outside the model's domain; include_flagged=True lets those in)"
+            )
+        std = {label: d.get("em_std") for label, d in self.graph.unique_hops.items()}
+        density = float(self.structure.composition.element_composition[self.ion]) / self.structure.volume
+        return RateNetwork(
+            lattice=sites.lattice.matrix,
+            frac_coords=sites.frac_coords,
+            u=[e["u"] for e in edges],
+            v=[e["v"] for e in edges],
+            image=[e["to_jimage"] for e in edges],
+            em_forward=[e["em"] for e in edges],
+            em_std=[std.get(e["label"]) for e in edges],
+            group=[e["label"] for e in edges],
+            carriers_per_cell=density * sites.lattice.volume,
+            charge=ion_charge(self.ion) if charge is None else int(charge),
+            site_labels=tuple("empty" if is_empty_site(s) else self.ion for s in sites),
+        )
+
+    def conductivity(
+        self,
+        temperatures: float | list[float] | tuple[float, ...] = (300.0,),
+        *,
+        attempt_frequency: float = 1e13,
+        n_samples: int = 200,
+        seed: int = 0,
+        charge: int | None = None,
+        fit_temperatures: list[float] | None = None,
+    ) -> ConductivityResult:
+        """sigma(T), D(T) and the activation energy from the hop network (:mod:`ase_em.transport`).
+
+        The exact one-carrier diffusion tensor of :meth:`rate_network` (rates
+        ``nu exp(-Em/kT)``), ``sigma = n q^2 D / (kT)`` with Haven ratio 1, the spread from
+        ``n_samples`` draws of the hops' ``em_std`` (for a disordered crystal it holds the
+        spread over orderings). ``docs/conductivity.md`` states the assumptions.
+
+        Args:
+            temperatures: T (K).
+            attempt_frequency: nu (Hz); log10 sigma moves by log10(nu / 1e13).
+            n_samples: barrier draws (0: no spread).
+            seed: seed of the draws.
+            charge: the carrier's charge number (default from the ion).
+            fit_temperatures: T of the Arrhenius fit (default: ``temperatures`` if at least
+                two, else 250-500 K).
+
+        Returns:
+            A :class:`ase_em.transport.ConductivityResult` (``to_dict()``, ``format_table()``,
+            ``plot_arrhenius(path)``, a table in notebooks).
+        """
+        return conductivity(
+            self.rate_network(charge=charge), temperatures, attempt_frequency=attempt_frequency,
+            fit_temperatures=fit_temperatures, n_samples=n_samples, seed=seed,
+            formula=self.structure.composition.reduced_formula, ion=self.ion,
+        )
 
     def format_table(self) -> str:
         """The hop table (with each hop's flags) and the percolation barriers as text."""

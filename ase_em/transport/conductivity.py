@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from ase_em.errors import TransportError
-from ase_em.transport.network import K_B, RateNetwork, diffusion_tensor, percolation_dimension
+from ase_em.transport.network import K_B, RateNetwork, diffusion_tensor, open_projector
 
 ELEMENTARY_CHARGE = 1.602176634e-19  # C
 K_B_J = 1.380649e-23  # J/K
@@ -272,9 +272,11 @@ def conductivity(
         if len(np.unique(fit)) < 2 or not np.all(np.isfinite(fit) & (fit > 0)):
             raise TransportError(f"fit temperatures: at least two distinct values > 0 K, got {fit.tolist()}")
     all_t = np.concatenate([temps, fit])
+    proj = open_projector(network)  # the draws change barriers, not which hops exist
 
     def evaluate(net: RateNetwork) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        tensors = np.array([diffusion_tensor(net, t, attempt_frequency) for t in all_t])  # (T, 3, 3) A^2/s
+        tensors = np.array([diffusion_tensor(net, t, attempt_frequency, open_directions=proj)
+                            for t in all_t])  # (T, 3, 3) A^2/s
         d_avg = np.trace(tensors, axis1=1, axis2=2) / 3.0
         sigma = np.array([sigma_from_d(d, net, t) for d, t in zip(d_avg, all_t, strict=True)])
         return tensors, d_avg, sigma
@@ -320,7 +322,7 @@ def conductivity(
         attempt_frequency=float(attempt_frequency),
         carrier_density=network.carriers_per_cell / network.volume * 1e24,
         charge=int(network.charge),
-        dimension=percolation_dimension(network),
+        dimension=int(round(np.trace(proj))),
         n_samples=int(n_samples) if samples is not None else 0,
         seed=int(seed),
         samples=samples,

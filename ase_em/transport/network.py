@@ -203,37 +203,129 @@ def site_energies(n: int, u: np.ndarray, v: np.ndarray, delta: np.ndarray) -> np
     return energy
 
 
+RANGE_FOR_LAPACK = 1e-8  # smallest/largest conductance of a part above which LAPACK's LU is accurate
+
+
+def _solve_laplacian(a: np.ndarray, g: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Solve ``(diag(a.sum(1) + g) - a) x = b`` by Gaussian elimination in GTH form.
+
+    ``a``: (m, m) symmetric conductances, zero diagonal; ``g``: (m,) conductance of each node
+    to the grounded node; ``b``: (m, 3). Each pivot is computed as a sum of the reduced graph's
+    conductances (Grassmann-Taksar-Heyman), never as a difference, so a link 1e-20 times
+    weaker than its neighbours is kept exactly: LAPACK's LU rounds it away and the grounded
+    Laplacian of a fast cluster on slow links turns singular. O(m^3), in numpy.
+    """
+    a, g, b = a.copy(), g.astype(float).copy(), b.astype(float).copy()
+    m = len(g)
+    pivots = np.empty(m)
+    for k in range(m):
+        r = slice(k + 1, m)
+        pivots[k] = a[k, r].sum() + g[k]
+        col = a[r, k] / pivots[k]
+        a[r, r] += np.outer(col, a[k, r])
+        np.fill_diagonal(a[r, r], 0.0)  # self-links drop out; pivots are rebuilt from the links
+        g[r] += col * g[k]
+        b[r] += col[:, None] * b[k]
+    x = np.zeros_like(b)
+    for k in range(m - 1, -1, -1):
+        x[k] = (b[k] + a[k, k + 1:] @ x[k + 1:]) / pivots[k]
+    return x
+
+
+def _tree_translations(n: int, u: np.ndarray, v: np.ndarray, d: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """(m, 3) lattice translation of each hop relative to unwrapped positions along a spanning forest.
+
+    The forest takes the strongest links first (Kruskal, largest conductance first); each site
+    gets an unwrapped position ``p`` along it, and each hop ``d_e = p_v - p_u + T_e``: ``T_e`` is
+    0 on the forest and the net translation of the cycle the hop closes elsewhere. Written in
+    ``T`` the corrector equations carry no large terms that cancel: only hops that close a
+    cycle drive the solve, and none of them is stronger than the forest links of its cycle.
+    """
+    parent = list(range(n))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    nbrs: list[list[tuple[int, int]]] = [[] for _ in range(n)]
+    tree = np.zeros(len(u), bool)
+    for e in np.argsort(-c, kind="stable"):
+        ru, rv = find(int(u[e])), find(int(v[e]))
+        if ru != rv:
+            parent[ru] = rv
+            tree[e] = True
+            nbrs[u[e]].append((int(v[e]), int(e)))
+            nbrs[v[e]].append((int(u[e]), -int(e) - 1))
+    pos = np.zeros((n, 3))
+    seen = np.zeros(n, bool)
+    for root in range(n):
+        if seen[root]:
+            continue
+        seen[root] = True
+        stack = [root]
+        while stack:
+            i = stack.pop()
+            for j, e in nbrs[i]:
+                if not seen[j]:
+                    seen[j] = True
+                    pos[j] = pos[i] + (d[e] if e >= 0 else -d[-e - 1])
+                    stack.append(j)
+    trans = d - (pos[v] - pos[u])
+    trans[tree] = 0.0
+    return trans
+
+
 def _corrected_tensor(n: int, u: np.ndarray, v: np.ndarray, d: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """``sum_e c_e g_e g_e^T`` with ``g_e = d_e + chi_v - chi_u`` and the corrector chi (module docstring)."""
-    lap = np.zeros((n, n))
+    """``sum_e c_e g_e g_e^T`` with ``g_e = d_e + chi_v - chi_u`` and the corrector chi (module docstring).
+
+    Solved for ``phi = p + chi`` (``p``: unwrapped positions of :func:`_tree_translations`),
+    so that ``g_e = T_e + phi_v - phi_u``: the same Laplacian, a right-hand side of
+    cycle-closing hops only.
+    """
+    live = c > 0
+    u, v, d, c = u[live], v[live], d[live], c[live]
+    trans = _tree_translations(n, u, v, d, c)
+    adj = np.zeros((n, n))
     rhs = np.zeros((n, 3))
     ring = u != v  # periodic self-hops carry no corrector term
-    np.add.at(lap, (u[ring], u[ring]), c[ring])
-    np.add.at(lap, (v[ring], v[ring]), c[ring])
-    np.add.at(lap, (u[ring], v[ring]), -c[ring])
-    np.add.at(lap, (v[ring], u[ring]), -c[ring])
-    np.add.at(rhs, u, c[:, None] * d)
-    np.add.at(rhs, v, -c[:, None] * d)
-    chi = np.zeros((n, 3))
+    np.add.at(adj, (u[ring], v[ring]), c[ring])
+    np.add.at(adj, (v[ring], u[ring]), c[ring])
+    np.add.at(rhs, u, c[:, None] * trans)
+    np.add.at(rhs, v, -c[:, None] * trans)
+    # (degree - adjacency) phi = b, b_i = sum_j c_ij T_ij: that is sum_j c_ij (phi_j - phi_i + T_ij) = 0
+    phi = np.zeros((n, 3))
     _, part = connected_components(coo_matrix((np.ones(len(u)), (u, v)), shape=(n, n)), directed=False)
     for p in np.unique(part):
         idx = np.flatnonzero(part == p)
-        if len(idx) == 1:
-            continue
-        free = idx[1:]  # ground the part's first site (chi is defined up to a constant per part)
-        chi[free] = np.linalg.solve(lap[np.ix_(free, free)], rhs[free])
-    # (degree - adjacency) chi = b, b_i = sum_j c_ij d_ij: that is sum_j c_ij (chi_j - chi_i + d_ij) = 0
-    g = d + chi[v] - chi[u]
-    return (c[:, None, None] * g[:, :, None] * g[:, None, :]).sum(axis=0)
+        if len(idx) == 1 or not rhs[idx].any():
+            continue  # no cycle carries a translation: phi = 0 (a finite cluster)
+        ground, free = idx[0], idx[1:]  # phi is defined up to a constant per part
+        a = adj[np.ix_(free, free)]
+        g = adj[free, ground]
+        links = np.concatenate([a[a > 0], g[g > 0]])
+        if links.min() >= RANGE_FOR_LAPACK * links.max():
+            lap = np.diag(a.sum(axis=1) + g) - a
+            phi[free] = np.linalg.solve(lap, rhs[free])
+        else:
+            phi[free] = _solve_laplacian(a, g, rhs[free])
+    grad = trans + phi[v] - phi[u]
+    return (c[:, None, None] * grad[:, :, None] * grad[:, None, :]).sum(axis=0)
 
 
-def diffusion_tensor(network: RateNetwork, temperature: float, attempt_frequency: float = 1e13) -> np.ndarray:
+def diffusion_tensor(
+    network: RateNetwork, temperature: float, attempt_frequency: float = 1e13, *,
+    open_directions: np.ndarray | None = None,
+) -> np.ndarray:
     """Exact diffusion tensor of one carrier on the network (module docstring).
 
     Args:
         network: the hop network.
         temperature: T (K), > 0.
         attempt_frequency: nu (Hz), > 0.
+        open_directions: (3, 3) projector onto the percolating directions
+            (:func:`open_projector`; computed when not given: it depends on the hops only).
 
     Returns:
         (3, 3) symmetric D (A^2/s); zero in the directions the hops do not percolate.
@@ -256,18 +348,24 @@ def diffusion_tensor(network: RateNetwork, temperature: float, attempt_frequency
     scale = log_c.max()
     c = np.exp(log_c - scale)  # largest conductance 1: the solve is scale free
     tensor = _corrected_tensor(n, u, v, d, c) * (attempt_frequency * np.exp(scale))
-    # directions of percolation from the same solve with unit conductances (well conditioned)
-    open_ = _corrected_tensor(n, u, v, d, np.ones(len(u)))
-    w, vec = np.linalg.eigh(open_)
-    keep = vec[:, w > PERCOLATION_TOL * max(w.max(), 1e-300)]
-    proj = keep @ keep.T
+    proj = open_projector(network) if open_directions is None else open_directions
     tensor = proj @ tensor @ proj
     return 0.5 * (tensor + tensor.T)
 
 
-def percolation_dimension(network: RateNetwork) -> int:
-    """Number of independent directions (0-3) in which the hops carry the ion through the crystal."""
+def open_projector(network: RateNetwork) -> np.ndarray:
+    """(3, 3) projector onto the directions the hops percolate in.
+
+    From the corrected tensor with every conductance 1 (well conditioned): a direction is
+    open when its eigenvalue exceeds ``PERCOLATION_TOL`` of the largest.
+    """
     open_ = _corrected_tensor(network.n_sites, network.u, network.v, network.displacements,
                               np.ones(len(network.u)))
-    w = np.linalg.eigvalsh(open_)
-    return int(np.sum(w > PERCOLATION_TOL * max(w.max(), 1e-300)))
+    w, vec = np.linalg.eigh(open_)
+    keep = vec[:, w > PERCOLATION_TOL * max(w.max(), 1e-300)]
+    return keep @ keep.T
+
+
+def percolation_dimension(network: RateNetwork) -> int:
+    """Number of independent directions (0-3) in which the hops carry the ion through the crystal."""
+    return int(round(np.trace(open_projector(network))))

@@ -165,3 +165,32 @@ def test_bad_networks_name_the_hop(change, match):
 def test_temperature_must_be_positive():
     with pytest.raises(TransportError, match="temperature"):
         diffusion_tensor(cubic(), 0.0)
+
+
+def test_fast_pairs_on_slow_links_keep_the_slow_links():
+    # four sites per cell along x, bonds fast, slow, fast, slow (0.2 / 1.4 eV: 1e-20 apart at 300 K).
+    # Series resistors: D = (L^2 / N) / sum_i 1/k_i. LAPACK's LU rounds the slow links away here
+    # (a singular grounded Laplacian); the GTH elimination keeps them.
+    b, t = 1.4, 300.0
+    ems = [0.2, 1.4, 0.2, 1.4]
+    net = RateNetwork(np.diag([4 * b, 8.0, 8.0]), [[i / 4, 0, 0] for i in range(4)], [0, 1, 2, 3],
+                      [1, 2, 3, 0],
+                      [[0, 0, 0], [0, 0, 0], [0, 0, 0], [1, 0, 0]], ems)
+    expect = (4 * b) ** 2 / 4 / sum(1 / rate(e, t) for e in ems)
+    assert diffusion_tensor(net, t)[0, 0] == pytest.approx(expect, rel=1e-9)
+    # and a 3D network where LAPACK and GTH both apply agree
+    rng = np.random.default_rng(0)
+    frac = rng.random((6, 3))
+    u, v = rng.integers(0, 6, 30), rng.integers(0, 6, 30)
+    image = rng.integers(-1, 2, (30, 3))
+    keep = (u != v) | image.any(axis=1)
+    net = RateNetwork(np.eye(3) * 5.0, frac, u[keep], v[keep], image[keep], rng.uniform(0.2, 0.5, keep.sum()))
+    from ase_em.transport import network as module
+
+    plain = diffusion_tensor(net, 300.0)
+    old, module.RANGE_FOR_LAPACK = module.RANGE_FOR_LAPACK, 2.0  # force the GTH path
+    try:
+        gth = diffusion_tensor(net, 300.0)
+    finally:
+        module.RANGE_FOR_LAPACK = old
+    assert np.allclose(plain, gth, rtol=1e-8, atol=0)
