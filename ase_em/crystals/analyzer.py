@@ -389,19 +389,25 @@ class MigrationBarrierAnalyzer:
         return "\n".join(lines)
 
     def plot_network(self, path: str | os.PathLike, *, dpi: int = 150) -> Path:
-        """Draw the hop network in the unit cell, hops coloured by Em, as a PNG.
+        """Draw the hop network in the unit cell, hops coloured by Em, as a PNG (or HTML).
 
         Sites of the ion are dots; each hop is a segment from its site to the neighbour
         it reaches (which may lie in the next cell); blocked hops are grey dashes, hops
-        left out for their domain flags dark dots.
+        left out for their domain flags dark dots. A path ending in ``.html`` gets the
+        interactive plotly view of :mod:`ase_em.crystals.network_view` instead (host
+        atoms, empty sites, percolating hops marked, hover with each hop's Em, std, flags).
 
         Args:
-            path: output file (PNG).
-            dpi: resolution.
+            path: output file (PNG, or ``.html``).
+            dpi: resolution (PNG).
 
         Returns:
             The path written.
         """
+        if Path(path).suffix.lower() in (".html", ".htm"):
+            from ase_em.crystals.network_view import write_network_html
+
+            return write_network_html(self, path)
         from matplotlib import colormaps
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.cm import ScalarMappable
