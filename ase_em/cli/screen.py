@@ -61,7 +61,8 @@ def cmd_screen_report(args: argparse.Namespace) -> int:
             break
         std = r.get(f"{args.by}_std")
         std = "" if std is None else f" +/- {std:.3f}"
-        print(f"{r['rank']:>4}  {r[args.by]:.3f}{std} eV  {r.get('reduced_formula', '')}  {r['source']}")
+        unit = " S/cm (log10)" if args.by.startswith("log10_sigma") else " eV"
+        print(f"{r['rank']:>4}  {r[args.by]:.3f}{std}{unit}  {r.get('reduced_formula', '')}  {r['source']}")
     return 0
 
 
@@ -103,7 +104,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("db", help="database written by ase-em screen")
     p.add_argument("--csv", default=None, help="CSV to write (default: DB with .csv)")
     p.add_argument("--png", default=None, help="PNG to write (default: DB with .png)")
-    p.add_argument("--by", default="em_1d", help="ranking key (default em_1d; e.g. em_3d, em_min)")
+    p.add_argument("--by", default="em_1d",
+                   help="ranking key (default em_1d; e.g. em_3d, em_min, activation_energy; "
+                   "log10_sigma_300 ranks the highest conductivity first)")
     p.add_argument("--x", default=None, metavar="KEY",
                    help="scatter the ranking key against this numeric row key (e.g. a conductivity)")
     p.add_argument("--logx", action="store_true", help="plot log10 of --x")

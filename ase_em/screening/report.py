@@ -23,7 +23,8 @@ from ase_em.screening.store import OWN_KEYS
 
 FIRST_COLUMNS = [
     "rank", "source", "reduced_formula", "ion", "status", "em_1d", "em_1d_std", "em_2d", "em_2d_std",
-    "em_3d", "em_3d_std", "em_min", "em_min_std", "em_min_length", "n_hops", "n_blocked", "n_orderings",
+    "em_3d", "em_3d_std", "em_min", "em_min_std", "em_min_length", "log10_sigma_300", "log10_sigma_300_std",
+    "activation_energy", "activation_energy_std", "n_hops", "n_blocked", "n_orderings",
     "n_sites", "flags", "reason", "seconds", "cpu_structure", "cpu_model", "model", "model_version",
     "max_distance", "sha256",
 ]
@@ -48,11 +49,18 @@ def read_rows(db: str | os.PathLike, ion: str | None = None) -> list[dict[str, A
     return rows
 
 
+HIGHER_FIRST = frozenset({"log10_sigma_300"})  # ranking keys where a larger value ranks first
+
+
 def rank_rows(rows: list[dict[str, Any]], by: str = "em_1d") -> list[dict[str, Any]]:
-    """Rows in report order (see the module docstring), each with its ``rank`` (1-based)."""
+    """Rows in report order (see the module docstring), each with its ``rank`` (1-based).
+
+    Lowest value first, except for the keys of :data:`HIGHER_FIRST` (conductivity: highest first).
+    """
     ok = [r for r in rows if r.get("status") == "ok"]
+    sign = -1.0 if by in HIGHER_FIRST else 1.0
     ranked = sorted((r for r in ok if isinstance(r.get(by), (int, float))),
-                    key=lambda r: (r[by], r["source"]))
+                    key=lambda r: (sign * r[by], r["source"]))
     unranked = sorted((r for r in ok if not isinstance(r.get(by), (int, float))), key=lambda r: r["source"])
     rest = sorted((r for r in rows if r.get("status") != "ok"),
                   key=lambda r: (r.get("status", ""), r["source"]))
