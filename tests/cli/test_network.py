@@ -69,3 +69,13 @@ def test_network_input_errors(tmp_path, capsys, tiny_model_dir, make_input, ion,
     assert code == 2 and out == ""
     assert len(err.strip().splitlines()) == 1
     assert err.startswith("ase-em network: error:") and message in err
+
+
+def test_network_html_view(tmp_path, capsys, tiny_model_dir):
+    page = tmp_path / "net.html"
+    code, out, err = run(["network", LIFEPO4, "--ion", "Li", "--max-distance", "3.5",
+                          "--model", tiny_model_dir, "--plot", page], capsys)
+    assert code == 0, err
+    html = page.read_text()
+    assert html.lstrip().lower().startswith("<!doctype html>") and "percolating (1D)" in html and "Li sites" in html
+    assert f"wrote {page}" in out
