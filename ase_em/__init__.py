@@ -3,7 +3,7 @@
 The public names. ``import ase_em`` stays light (no torch, no pymatgen): the names that
 need them are imported on first use (PEP 562 ``__getattr__``). The stages, each importing
 only from the ones before it (``docs/developer.md``): :mod:`ase_em.hops` ->
-:mod:`ase_em.model` -> :mod:`ase_em.predictor` -> :mod:`ase_em.crystals` ->
+:mod:`ase_em.model` -> :mod:`ase_em.predictor` -> :mod:`ase_em.transport` -> :mod:`ase_em.crystals` ->
 :mod:`ase_em.ext`, :mod:`ase_em.screening`, :mod:`ase_em.neb`, :mod:`ase_em.training` ->
 :mod:`ase_em.cli`.
 """

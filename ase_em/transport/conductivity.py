@@ -219,7 +219,7 @@ class ConductivityResult:
         ax.set_xlabel("1000 / T (1/K)")
         ax.set_ylabel("log10 sigma (S/cm)")
         ea = "" if self.activation_energy is None else f", Ea {self.activation_energy:.2f} eV"
-        ax.set_title(f"{' '.join(x for x in (self.formula, self.ion) if x)}{ea}", fontsize=10)
+        fig.suptitle(f"{' '.join(x for x in (self.formula, self.ion) if x)}{ea}", fontsize=10)
         top = ax.secondary_xaxis("top", functions=(lambda v: 1000.0 / np.maximum(v, 1e-9),
                                                    lambda v: 1000.0 / np.maximum(v, 1e-9)))
         top.set_xlabel("T (K)")

@@ -77,5 +77,6 @@ def test_network_html_view(tmp_path, capsys, tiny_model_dir):
                           "--model", tiny_model_dir, "--plot", page], capsys)
     assert code == 0, err
     html = page.read_text()
-    assert html.lstrip().lower().startswith("<!doctype html>") and "percolating (1D)" in html and "Li sites" in html
+    assert html.lstrip().lower().startswith("<!doctype html>")
+    assert "percolating (1D)" in html and "Li sites" in html
     assert f"wrote {page}" in out
