@@ -347,6 +347,24 @@ class MigrationBarrierAnalyzer:
             formula=self.structure.composition.reduced_formula, ion=self.ion,
         )
 
+    def _repr_html_(self) -> str:
+        """The hop table and the percolation barriers as HTML (notebooks)."""
+        import html
+
+        head = "".join(f"<th>{h}</th>" for h in ("hop", "length (A)", "Em (eV)", "std (eV)", "per cell",
+                                                 "used", "to", "flags"))
+        rows = []
+        for r in self.hops:
+            em = "blocked" if r.em is None else f"{r.em:.3f}"
+            std = "-" if r.em_std is None else f"{r.em_std:.3f}"
+            cells = (r.label, f"{r.length:.3f}", em, std, r.multiplicity, "yes" if r.used else "no",
+                     "empty" if r.into_empty_site else "ion", ", ".join(r.flags) or "-")
+            rows.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
+        perc = ", ".join(f"{d}D {'none' if e is None else f'{e:.3f}'}" for d, e in self.percolation.items())
+        title = html.escape(f"{self.structure.composition.reduced_formula}: {self.ion} hops")
+        return (f"<table><caption>{title}</caption><tr>{head}</tr>{''.join(rows)}</table>"
+                f"<p>percolation barrier (eV): {perc}</p>")
+
     def format_table(self) -> str:
         """The hop table (with each hop's flags) and the percolation barriers as text."""
         lines = [f"{'hop':>4} {'length/A':>9} {'Em/eV':>7} {'std/eV':>7} {'per cell':>8} {'used':>4} "

@@ -49,3 +49,16 @@ def test_olivine_percolates_in_layers_and_spreads():
     # LengthPredictor gives em_std 0.01 eV: the spread is about 0.01 / (kT ln 10) = 0.17 decades
     assert res.log10_sigma_std[0] == pytest.approx(0.01 / (K_B * 300 * math.log(10)), rel=0.3)
     assert "<table" in res._repr_html_()
+
+
+def test_disordered_carriers_are_the_summed_occupancy():
+    # LLTO: Li 0.33 per perovskite cell on the A site; carriers per cell = the occupancy, not the site count
+    an = MigrationBarrierAnalyzer(EXAMPLES.parent / "tests" / "data" / "llto_disordered.cif", "Li",
+                                  predictor=LengthPredictor(), n_orderings=2, max_distance=4.0)
+    assert an.disorder is not None
+    net = an.rate_network()
+    assert net.carriers_per_cell == pytest.approx(0.33 * net.volume / an.structure.volume)
+    res = an.conductivity([300.0], n_samples=0)
+    assert res.carrier_density == pytest.approx(0.33 / an.structure.volume * 1e24)
+    assert res.dimension == 3 and math.isfinite(res.log10_sigma[0])
+    assert "<table" in an._repr_html_() and "percolation" in an._repr_html_()
