@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -34,7 +34,8 @@ from ase_em.model.domain import excluded
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
-    from ase_em.crystals.analyzer import MigrationBarrierAnalyzer
+# the analyzer is passed in, not imported: analyzer.plot_network imports this module
+MigrationBarrierAnalyzer = Any
 
 COLORSCALE = "Viridis"
 
