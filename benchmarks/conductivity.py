@@ -217,6 +217,18 @@ def report(path: str, csv_path: str, args) -> None:
         line(f"{fam} (all)", [r for r in rows if family.get(r[0]) == fam])
     for fam in FAMILIES:
         line(f"{fam} (without censored)", [r for r in rows if family.get(r[0]) == fam and not r[3]])
+    if Path(PREVIOUS).exists():  # the earlier percolation run (benchmarks/obelix.py) on the same structures
+        prev = {}
+        for text in Path(PREVIOUS).read_text().splitlines():
+            if text.strip():
+                r = json.loads(text)
+                prev[r["id"]] = r.get("barrier")
+        same = [r for r in rows if prev.get(r[0]) is not None]
+        if len(same) >= 3:
+            rho = float(spearmanr([prev[r[0]] for r in same], [r[2] for r in same])[0])
+            rho_sigma = float(spearmanr([r[1][1] for r in same], [r[2] for r in same])[0])
+            print(f"\n{PREVIOUS} on the same structures (n {len(same)}): Spearman(percolation barrier, "
+                  f"measured) {rho:.2f}; this run's sigma on them: {rho_sigma:.2f}")
     print("\n| nu (Hz) | MAE all | mean(pred - measured) all |")
     print("| --- | --- | --- |")
     for k, nu in enumerate((1e12, 1e13, 1e14)):
