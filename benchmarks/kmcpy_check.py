@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -83,7 +84,12 @@ def kmcpy_tracer_d(a: float, em: float, t: float, n_ions: int, passes: int, seed
                                      kmc_passes=passes, random_seed=seed, name=f"cubic{seed}",
                                      property_sampling_interval=passes),
     )
-    return float(run(cfg).return_current_info()[3])
+    here = os.getcwd()
+    os.chdir(work)  # kMCpy writes its trajectory files into the working directory
+    try:
+        return float(run(cfg).return_current_info()[3])
+    finally:
+        os.chdir(here)
 
 
 def main(argv: list[str] | None = None) -> int:
