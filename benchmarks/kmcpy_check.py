@@ -17,7 +17,7 @@ occupations differ, so one exchange runs at twice the rate: its D is compared ha
 Run (a few minutes on one core, most of it numba compiling)::
 
     pip install kmcpy          # into a separate environment or a --target folder
-    python benchmarks/kmcpy_check.py --seeds 3 --passes 400 --size 4 --ions 1   # 4 min
+    python benchmarks/kmcpy_check.py --seeds 3 --passes 400 --size 4 --ions 1   # about 2 min
 """
 
 from __future__ import annotations
