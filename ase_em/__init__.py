@@ -3,7 +3,7 @@
 The public names. ``import ase_em`` stays light (no torch, no pymatgen): the names that
 need them are imported on first use (PEP 562 ``__getattr__``). The stages, each importing
 only from the ones before it (``docs/developer.md``): :mod:`ase_em.hops` ->
-:mod:`ase_em.model` -> :mod:`ase_em.predictor` -> :mod:`ase_em.crystals` ->
+:mod:`ase_em.model` -> :mod:`ase_em.predictor` -> :mod:`ase_em.transport` -> :mod:`ase_em.crystals` ->
 :mod:`ase_em.ext`, :mod:`ase_em.screening`, :mod:`ase_em.neb`, :mod:`ase_em.training` ->
 :mod:`ase_em.cli`.
 """
@@ -33,6 +33,7 @@ from ase_em.errors import (
     ScreenRowError,
     SpeciesError,
     StructureFileError,
+    TransportError,
     UnsupportedElementError,
     VacancySupercellError,
 )
@@ -63,6 +64,8 @@ _LAZY = {
     "label_migration_graph": "ase_em.crystals.labelling",
     "migration_graph_with_em": "ase_em.crystals.labelling",
     "MigrationBarrierAnalyzer": "ase_em.crystals.analyzer",
+    "RateNetwork": "ase_em.transport",
+    "conductivity": "ase_em.transport",
     "finetune": "ase_em.training.finetune",
     "refine": "ase_em.neb",
     "refine_many": "ase_em.neb",
@@ -97,6 +100,7 @@ __all__ = [
     "ScreenRowError",
     "SpeciesError",
     "StructureFileError",
+    "TransportError",
     "UnsupportedElementError",
     "VacancySupercellError",
     "__version__",

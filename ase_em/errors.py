@@ -89,3 +89,7 @@ class ScreenRowError(AseEmError):
 
 class VacancySupercellError(AseEmError):
     """A MigrationHop's endpoints are not occupied sites of its structure (no vacancy hop)."""
+
+
+class TransportError(AseEmError):
+    """A hop network for transport is malformed (shapes, indices, barriers, detailed balance)."""

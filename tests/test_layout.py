@@ -20,13 +20,14 @@ STAGES = {
     "hops": 1,
     "model": 2,
     "predictor": 3,
-    "crystals": 4,
-    "ext": 5,
-    "screening": 6,
-    "neb": 7,
-    "training": 8,
-    "cli": 9,
-    "migration_graph": 10,  # deprecated alias of the names the flat layout kept there
+    "transport": 4,
+    "crystals": 5,
+    "ext": 6,
+    "screening": 7,
+    "neb": 8,
+    "training": 9,
+    "cli": 10,
+    "migration_graph": 11,  # deprecated alias of the names the flat layout kept there
 }
 
 

@@ -71,7 +71,7 @@ def check_usage(args: argparse.Namespace) -> None:
         _existing(args.data, "data")
     elif command == "pretrain":
         _existing(args.data, "data", folder=True)
-    elif command == "network":
+    elif command in ("network", "conductivity"):
         _existing(args.structure, "structure")
     if getattr(args, "output", None):
         check_writable(args.output, role="--output")

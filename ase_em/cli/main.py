@@ -172,7 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ion", required=True, help="migrating ion, e.g. Li")
     p.add_argument("--max-distance", type=float, default=5.0, help="longest ion-ion hop (A; default 5)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--plot", default=None, help="draw the hop network coloured by Em into this PNG")
+    p.add_argument("--plot", default=None,
+                   help="draw the hop network coloured by Em into this PNG, or, for a .html path, an "
+                   "interactive view (host atoms, empty sites, percolating hops, hover Em/std/flags)")
     p.add_argument("--empty-sites", choices=["auto", "yes", "no"], default="auto",
                    help="candidate empty ion sites as nodes (auto: when no two occupied sites are "
                    "within --max-distance, or when the occupied sites alone do not percolate; "
@@ -195,6 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
     from ase_em.cli.refine import add_parser as add_refine_parser
 
     add_refine_parser(sub)
+    # --- conductivity: parser and handler in their own module (ase_em.cli.conductivity)
+    from ase_em.cli.conductivity import add_parser as add_conductivity_parser
+
+    add_conductivity_parser(sub)
     return parser
 
 

@@ -67,7 +67,8 @@ def cmd_screen_report(args: argparse.Namespace) -> int:
         std = "" if std is None else f" +/- {std:.3f}"
         mark = f"  * {r['flagged']}" if r["flagged"] else ""
         formula = r.get("reduced_formula", "")
-        print(f"{r['rank']:>4}  {r[args.by]:.3f}{std} eV  {formula}  {r['source']}{mark}")
+        unit = " S/cm (log10)" if args.by.startswith("log10_sigma") else " eV"
+        print(f"{r['rank']:>4}  {r[args.by]:.3f}{std}{unit}  {formula}  {r['source']}{mark}")
     if any(r["flagged"] for r in rows[: args.top] if r["rank"] != ""):
         print("* the bottleneck hop is outside the model's domain (its flags); "
               "--in-domain ranks the others only")
@@ -120,7 +121,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("db", help="database written by ase-em screen")
     p.add_argument("--csv", default=None, help="CSV to write (default: DB with .csv)")
     p.add_argument("--png", default=None, help="PNG to write (default: DB with .png)")
-    p.add_argument("--by", default="em_1d", help="ranking key (default em_1d; e.g. em_3d, em_min)")
+    p.add_argument("--by", default="em_1d",
+                   help="ranking key (default em_1d; e.g. em_3d, em_min, activation_energy; "
+                   "log10_sigma_300 ranks the highest conductivity first)")
     p.add_argument("--x", default=None, metavar="KEY",
                    help="scatter the ranking key against this numeric row key (e.g. a conductivity)")
     p.add_argument("--logx", action="store_true", help="plot log10 of --x")

@@ -8,6 +8,7 @@ Example::
     print(an.format_table())
     an.percolation            # {1: 0.3, 2: 0.9, 3: None}  (eV)
     an.plot_network("net.png")
+    an.conductivity([300, 400, 500])   # sigma(T), D(T), Ea (ase_em.transport)
 
 Hops outside the model's domain carry flags (:mod:`ase_em.model.domain`); those with a flag of
 :data:`ase_em.model.domain.EXCLUDING_FLAGS` (a long or short hop, a path in the grey zone, no
@@ -34,6 +35,7 @@ from ase_em.crystals.percolation import PeriodicEdge, percolation_barriers
 from ase_em.crystals.structure import StructureInput, check_ion, to_structure
 from ase_em.hops.migration_hop import is_empty_site
 from ase_em.model.domain import FLAGS, excluded
+from ase_em.transport import ConductivityResult, RateNetwork, conductivity, ion_charge
 
 if TYPE_CHECKING:
     from pymatgen.analysis.diffusion.neb.full_path_mapper import MigrationGraph
@@ -265,6 +267,104 @@ class MigrationBarrierAnalyzer:
             },
         }
 
+    def rate_network(self, *, charge: int | None = None) -> RateNetwork:
+        """The hop network as a :class:`ase_em.transport.RateNetwork` (the hops percolation uses).
+
+        Sites: every node of the graph (ion sites and candidate empty sites). Hops: every
+        edge that is not blocked and, unless ``include_flagged``, has no excluding domain flag;
+        each is symmetric (one barrier: a vacancy hop between occupied sites, or an occupied
+        site into an empty one, predicted from the occupied side), its ``em_std`` and hop label
+        (one shared draw per label) from the graph. Carriers per cell: the ion's count (the
+        summed occupancy for a disordered crystal) per volume of the structure, times the
+        graph's cell volume.
+
+        Args:
+            charge: the carrier's charge number (default: :func:`ase_em.transport.ion_charge`).
+
+        Raises:
+            MissingIonError: no hop is usable.
+            TransportError: no default charge for the ion.
+        """
+        from ase_em.errors import MissingIonError
+
+        sites = self.graph.only_sites
+        edges = [e for e in edge_table(self.graph)
+                 if math.isfinite(e["em"]) and (self.include_flagged or not excluded(e["flags"]))]
+        if not edges:
+            raise MissingIonError(
+                f"{self.structure.composition.reduced_formula}: no usable {self.ion} hop (all blocked or "
+                "outside the model's domain; include_flagged=True lets those in)"
+            )
+        std = {label: d.get("em_std") for label, d in self.graph.unique_hops.items()}
+        density = float(self.structure.composition.element_composition[self.ion]) / self.structure.volume
+        return RateNetwork(
+            lattice=sites.lattice.matrix,
+            frac_coords=sites.frac_coords,
+            u=[e["u"] for e in edges],
+            v=[e["v"] for e in edges],
+            image=[e["to_jimage"] for e in edges],
+            em_forward=[e["em"] for e in edges],
+            em_std=[std.get(e["label"]) for e in edges],
+            group=[e["label"] for e in edges],
+            carriers_per_cell=density * sites.lattice.volume,
+            charge=ion_charge(self.ion) if charge is None else int(charge),
+            site_labels=tuple("empty" if is_empty_site(s) else self.ion for s in sites),
+        )
+
+    def conductivity(
+        self,
+        temperatures: float | list[float] | tuple[float, ...] = (300.0,),
+        *,
+        attempt_frequency: float = 1e13,
+        n_samples: int = 200,
+        seed: int = 0,
+        charge: int | None = None,
+        fit_temperatures: list[float] | None = None,
+    ) -> ConductivityResult:
+        """sigma(T), D(T) and the activation energy from the hop network (:mod:`ase_em.transport`).
+
+        The exact one-carrier diffusion tensor of :meth:`rate_network` (rates
+        ``nu exp(-Em/kT)``), ``sigma = n q^2 D / (kT)`` with Haven ratio 1, the spread from
+        ``n_samples`` draws of the hops' ``em_std`` (for a disordered crystal it holds the
+        spread over orderings). ``docs/conductivity.md`` states the assumptions.
+
+        Args:
+            temperatures: T (K).
+            attempt_frequency: nu (Hz); log10 sigma moves by log10(nu / 1e13).
+            n_samples: barrier draws (0: no spread).
+            seed: seed of the draws.
+            charge: the carrier's charge number (default from the ion).
+            fit_temperatures: T of the Arrhenius fit (default: ``temperatures`` if at least
+                two, else 250-500 K).
+
+        Returns:
+            A :class:`ase_em.transport.ConductivityResult` (``to_dict()``, ``format_table()``,
+            ``plot_arrhenius(path)``, a table in notebooks).
+        """
+        return conductivity(
+            self.rate_network(charge=charge), temperatures, attempt_frequency=attempt_frequency,
+            fit_temperatures=fit_temperatures, n_samples=n_samples, seed=seed,
+            formula=self.structure.composition.reduced_formula, ion=self.ion,
+        )
+
+    def _repr_html_(self) -> str:
+        """The hop table and the percolation barriers as HTML (notebooks)."""
+        import html
+
+        head = "".join(f"<th>{h}</th>" for h in ("hop", "length (A)", "Em (eV)", "std (eV)", "per cell",
+                                                 "used", "to", "flags"))
+        rows = []
+        for r in self.hops:
+            em = "blocked" if r.em is None else f"{r.em:.3f}"
+            std = "-" if r.em_std is None else f"{r.em_std:.3f}"
+            cells = (r.label, f"{r.length:.3f}", em, std, r.multiplicity, "yes" if r.used else "no",
+                     "empty" if r.into_empty_site else "ion", ", ".join(r.flags) or "-")
+            rows.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
+        perc = ", ".join(f"{d}D {'none' if e is None else f'{e:.3f}'}" for d, e in self.percolation.items())
+        title = html.escape(f"{self.structure.composition.reduced_formula}: {self.ion} hops")
+        return (f"<table><caption>{title}</caption><tr>{head}</tr>{''.join(rows)}</table>"
+                f"<p>percolation barrier (eV): {perc}</p>")
+
     def format_table(self) -> str:
         """The hop table (with each hop's flags) and the percolation barriers as text.
 
@@ -324,19 +424,25 @@ class MigrationBarrierAnalyzer:
         return "\n".join(lines)
 
     def plot_network(self, path: str | os.PathLike, *, dpi: int = 150) -> Path:
-        """Draw the hop network in the unit cell, hops coloured by Em, as a PNG.
+        """Draw the hop network in the unit cell, hops coloured by Em, as a PNG (or HTML).
 
         Sites of the ion are dots; each hop is a segment from its site to the neighbour
         it reaches (which may lie in the next cell); blocked hops are grey dashes, hops
-        left out for their domain flags dark dots.
+        left out for their domain flags dark dots. A path ending in ``.html`` gets the
+        interactive plotly view of :mod:`ase_em.crystals.network_view` instead (host
+        atoms, empty sites, percolating hops marked, hover with each hop's Em, std, flags).
 
         Args:
-            path: output file (PNG).
-            dpi: resolution.
+            path: output file (PNG, or ``.html``).
+            dpi: resolution (PNG).
 
         Returns:
             The path written.
         """
+        if Path(path).suffix.lower() in (".html", ".htm"):
+            from ase_em.crystals.network_view import write_network_html
+
+            return write_network_html(self, path)
         from matplotlib import colormaps
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.cm import ScalarMappable

@@ -27,9 +27,8 @@ from ase_em.screening.store import OWN_KEYS
 
 FIRST_COLUMNS = [
     "rank", "flagged", "source", "reduced_formula", "ion", "status", "em_1d", "em_1d_std", "em_2d",
-    "em_2d_std",
-    "em_3d", "em_3d_std", "em_min", "em_min_std", "em_min_length", "n_hops", "n_blocked",
-    "n_orderings",
+    "em_2d_std", "em_3d", "em_3d_std", "em_min", "em_min_std", "em_min_length", "log10_sigma_300",
+    "log10_sigma_300_std", "activation_energy", "activation_energy_std", "n_hops", "n_blocked", "n_orderings",
     "n_sites", "flags", "reason", "seconds", "cpu_structure", "cpu_model", "model", "model_version",
     "max_distance", "sha256",
 ]
@@ -54,6 +53,9 @@ def read_rows(db: str | os.PathLike, ion: str | None = None) -> list[dict[str, A
     return rows
 
 
+HIGHER_FIRST = frozenset({"log10_sigma_300"})  # ranking keys where a larger value ranks first
+
+
 def bottleneck_flags(row: dict[str, Any], by: str = "em_1d") -> str:
     """The domain flags of the bottleneck hop of ``row``'s ranking value ``by`` ("" if none)."""
     return str(row.get(f"{by}_flags") or "")
@@ -63,6 +65,8 @@ def rank_rows(
     rows: list[dict[str, Any]], by: str = "em_1d", *, in_domain: bool = False
 ) -> list[dict[str, Any]]:
     """Rows in report order (see the module docstring), each with its ``rank`` (1-based).
+
+    Lowest value first, except for the keys of :data:`HIGHER_FIRST` (conductivity: highest first).
 
     Args:
         rows: rows of :func:`read_rows`.
@@ -74,11 +78,12 @@ def rank_rows(
         The rows, each with ``rank`` ("" if unranked) and ``flagged`` (the bottleneck's flags).
     """
     ok = [r for r in rows if r.get("status") == "ok"]
+    sign = -1.0 if by in HIGHER_FIRST else 1.0
     has_value = [r for r in ok if isinstance(r.get(by), (int, float))]
     ranked = sorted((r for r in has_value if not (in_domain and bottleneck_flags(r, by))),
-                    key=lambda r: (r[by], r["source"]))
+                    key=lambda r: (sign * r[by], r["source"]))
     flagged = sorted((r for r in has_value if in_domain and bottleneck_flags(r, by)),
-                     key=lambda r: (r[by], r["source"]))
+                     key=lambda r: (sign * r[by], r["source"]))
     unranked = sorted((r for r in ok if not isinstance(r.get(by), (int, float))), key=lambda r: r["source"])
     rest = sorted((r for r in rows if r.get("status") != "ok"),
                   key=lambda r: (r.get("status", ""), r["source"]))

@@ -18,6 +18,10 @@ em_1d_std ...     uncertainty (eV) of the bottleneck hop of each percolation bar
                   disordered input whose median barrier is no single hop's: its spread
                   over the orderings)
 em_min, _std      lowest barrier of any hop (eV), its uncertainty; em_min_length (A)
+log10_sigma_300   predicted log10 conductivity at 300 K (S/cm; ``ase_em.transport``, Haven
+                  ratio 1, nu 1e13 Hz), ``_std`` its spread over barrier draws; absent
+                  without percolation
+activation_energy Arrhenius activation energy of the predicted sigma (eV, 250-500 K), ``_std``
 n_hops, n_blocked unique hops, and those blocked (straight path through a host atom)
 ordered           whether the input had no partial occupancies
 n_orderings       orderings used: 1 for an ordered structure, N (``--orderings``) for a
@@ -58,7 +62,7 @@ OWN_KEYS = frozenset(
     "source sha256 ion status reason reduced_formula n_sites em_1d em_2d em_3d em_1d_std em_2d_std "
     "em_3d_std em_min em_min_std em_min_length n_hops n_blocked n_orderings ordered flags n_flags seconds "
     "cpu_structure cpu_model model model_version max_distance em_1d_flags em_2d_flags em_3d_flags "
-    "em_min_flags".split()
+    "em_min_flags log10_sigma_300 log10_sigma_300_std activation_energy activation_energy_std".split()
 )
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import socket
 import time
@@ -118,9 +119,41 @@ def read_structure(path: str, block: str | None = None) -> Any:
     return read_average_structure(path, block=block)
 
 
+CONDUCTIVITY_SAMPLES = 100  # barrier draws for log10_sigma_300_std of a screening row
+
+
+def _conductivity_keys(analyzer: Any, seed: int) -> dict[str, float]:
+    """``log10_sigma_300`` (S/cm), its std, ``activation_energy`` (eV) and its std; {} without percolation.
+
+    :meth:`ase_em.crystals.analyzer.MigrationBarrierAnalyzer.conductivity` at 300 K (Arrhenius
+    fit 250-500 K, nu 1e13 Hz, :data:`CONDUCTIVITY_SAMPLES` draws); a network it cannot take
+    (no usable hop, no default charge of the ion) leaves the keys out, not the row.
+    """
+    from ase_em.errors import AseEmError
+
+    try:
+        res = analyzer.conductivity([300.0], n_samples=CONDUCTIVITY_SAMPLES, seed=seed)
+    except AseEmError as exc:
+        logger.info("no conductivity: %s", exc)
+        return {}
+    out = {}
+    if math.isfinite(res.log10_sigma[0]):
+        out["log10_sigma_300"] = float(res.log10_sigma[0])
+        if res.log10_sigma_std is not None and math.isfinite(res.log10_sigma_std[0]):
+            out["log10_sigma_300_std"] = float(res.log10_sigma_std[0])
+    if res.activation_energy is not None:
+        out["activation_energy"] = float(res.activation_energy)
+        if res.activation_energy_std is not None:
+            out["activation_energy_std"] = float(res.activation_energy_std)
+    return out
+
+
 def _network(structure: Any, ion: str, predictor: Any, max_distance: float, n_orderings: int,
-             seed: int) -> tuple[list[Any], dict[int, float | None], dict[int, float | None], int, bool]:
-    """Hop rows, percolation barriers, their spread, orderings used, whether empty sites were added.
+             seed: int) -> tuple[list[Any], dict[int, float | None], dict[int, float | None], int, bool,
+                             dict[str, float]]:
+    """Hop rows, percolation barriers, spread, orderings, empty sites added, conductivity keys.
+
+    The conductivity keys: :func:`_conductivity_keys`.
 
     Empty sites: ``empty_sites=None`` of the analyzer (added when the occupied sites alone
     have no hop or do not percolate).
@@ -135,10 +168,11 @@ def _network(structure: Any, ion: str, predictor: Any, max_distance: float, n_or
                                         n_orderings=n_orderings, seed=seed)
     disorder = getattr(analyzer, "disorder", None)
     empty = bool(analyzer.has_empty_sites)
+    sigma = _conductivity_keys(analyzer, seed)
     if disorder is None:
-        return analyzer.hops, analyzer.percolation, {}, 1, empty
+        return analyzer.hops, analyzer.percolation, {}, 1, empty, sigma
     spread = dict(disorder.percolation_spread)
-    return analyzer.hops, analyzer.percolation, spread, int(disorder.n_orderings), empty
+    return analyzer.hops, analyzer.percolation, spread, int(disorder.n_orderings), empty, sigma
 
 
 def _one_line(exc: BaseException) -> str:
@@ -263,8 +297,9 @@ def _run_unit(unit: dict[str, Any], model: str | None, max_distance: float, thre
         ion = check_ion(structure, unit["ion"])
         if not allow_no_host:
             check_host(structure, ion)  # a file of ion sites alone: refused, not an empty "ok" row
-        rows, perc, spread, kv["n_orderings"], kv["empty_sites"] = _network(
+        rows, perc, spread, kv["n_orderings"], kv["empty_sites"], sigma = _network(
             structure, unit["ion"], predictor, max_distance, n_orderings, seed)
+        kv.update(sigma)
         for d, e in perc.items():
             if e is not None:
                 kv[f"em_{d}d"] = float(e)

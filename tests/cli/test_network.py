@@ -94,3 +94,14 @@ def test_table_says_why_hops_are_blocked(tmp_path, capsys, tiny_model_dir):
     reasons = [line for line in out.splitlines() if line.startswith("blocked: hop ")]
     assert blocked and [r.split()[2].rstrip(":") for r in reasons] == blocked
     assert "percolation barrier (eV): 1D " in out
+
+
+def test_network_html_view(tmp_path, capsys, tiny_model_dir):
+    page = tmp_path / "net.html"
+    code, out, err = run(["network", LIFEPO4, "--ion", "Li", "--max-distance", "3.5",
+                          "--model", tiny_model_dir, "--plot", page], capsys)
+    assert code == 0, err
+    html = page.read_text()
+    assert html.lstrip().lower().startswith("<!doctype html>")
+    assert "percolating (1D)" in html and "Li sites" in html
+    assert f"wrote {page}" in out

@@ -309,3 +309,25 @@ def test_disordered_structure_row(tmp_path, one_torch_thread):
     row = connect(str(tmp_path / "d.db")).get(row_id)
     assert row.natoms == 0 and row.ordered is False and row.em_1d == pytest.approx(kv["em_1d"])
     assert row.note == 2 and "Space group" not in row.key_value_pairs  # not a valid key: dropped
+
+
+def test_rows_carry_the_conductivity_and_rank_by_it(reference, tmp_path, one_torch_thread):
+    import csv
+
+    from ase_em.crystals.analyzer import MigrationBarrierAnalyzer
+    from ase_em.predictor import EmPredictor
+    from ase_em.screening.work import CONDUCTIVITY_SAMPLES
+
+    rows = _rows(reference)
+    lfp = next(r for (s, _), r in rows.items() if Path(s).name == "LiFePO4.cif")
+    an = MigrationBarrierAnalyzer(EXAMPLES / "LiFePO4.cif", "Li", predictor=EmPredictor.from_pretrained())
+    res = an.conductivity([300.0], n_samples=CONDUCTIVITY_SAMPLES, seed=0)
+    assert lfp["log10_sigma_300"] == pytest.approx(res.log10_sigma[0], abs=1e-9)
+    assert lfp["log10_sigma_300_std"] == pytest.approx(res.log10_sigma_std[0], abs=1e-9)
+    assert lfp["activation_energy"] == pytest.approx(res.activation_energy, abs=1e-9)
+    out_csv, out_png = tmp_path / "rank.csv", tmp_path / "rank.png"
+    assert main(["screen-report", str(reference), "--csv", str(out_csv), "--png", str(out_png),
+                 "--by", "log10_sigma_300"]) == 0
+    ranked = [r for r in csv.DictReader(out_csv.open()) if r["rank"]]
+    sigma = [float(r["log10_sigma_300"]) for r in ranked]
+    assert len(sigma) == 3 and sigma == sorted(sigma, reverse=True)  # highest conductivity first

@@ -1,0 +1,371 @@
+"""A periodic hop network with rates, and its exact diffusion tensor (one carrier, dilute limit).
+
+The network: ``n`` sites in a unit cell (fractional coordinates) and ``m`` hops. Hop ``e``
+joins site ``u`` in cell 0 to site ``v`` in cell ``image`` (three integers, pymatgen's
+``to_jimage``), with barriers ``em_forward`` (u -> v) and ``em_backward`` (v -> u), eV; by
+periodicity it joins every cell's copy. Each hop is one undirected edge: give it once.
+
+Rates (transition-state theory): ``k = nu exp(-Em / kT)``, ``nu`` the attempt frequency.
+The site energies follow from the barriers: ``E_v - E_u = em_forward - em_backward``
+(detailed balance); they must agree around every cycle, periodic ones included, or
+:class:`ase_em.errors.TransportError` is raised.
+
+The diffusion tensor of one carrier (the standard homogenised result for a reversible
+random walk on a periodic graph, e.g. Kipnis & Varadhan 1986; the "corrector" of
+periodic homogenisation):
+
+* stationary occupation ``pi_i ~ exp(-E_i / kT)``, summing to 1 over the cell's sites;
+* each hop's conductance ``c_e = pi_u k_uv = pi_v k_vu`` (s^-1) and displacement
+  ``d_e = (x_v + image - x_u) @ lattice`` (A);
+* the corrector ``chi`` ((n, 3), A) solves, for every site ``i``,
+  ``sum_e c_e (d_e + chi_v - chi_u) = 0`` over the hops at ``i`` (signed): the ion's
+  corrected position ``x + chi`` has no drift (a weighted graph Laplacian, one solve);
+* ``D = sum_e c_e (d_e + chi_v - chi_u) (d_e + chi_v - chi_u)^T`` ((3, 3), A^2/s).
+
+For a simple cubic lattice of equivalent sites (spacing ``a``, rate ``k`` to each of the 6
+neighbours) this gives ``D_xx = k a^2``; for a chain of spacing ``b`` with alternating rates
+``k1, k2``: ``D = 2 b^2 k1 k2 / (k1 + k2)`` (both in ``tests/transport``). It is the
+long-time ``<|x(t) - x(0)|^2> / (2 t)`` of one tracer with no other carriers: no site
+blocking and no correlation between ions (Haven ratio and correlation factor 1).
+
+Hand-written (numpy/scipy, about 40 lines) because no well-kept library solves a periodic
+rate network: kMCpy simulates a many-ion lattice gas (``docs/conductivity.md``).
+
+Directions in which the network does not percolate get D = 0 exactly: the same solve with
+every conductance 1 (well conditioned) spans the directions the hops connect through the
+crystal; D is projected onto them, so rounding in a finite cluster never reads as transport.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from ase_em.errors import TransportError
+
+K_B = 8.617333262e-5  # eV/K, Boltzmann constant (CODATA 2018)
+DETAILED_BALANCE_TOL = 1e-4  # eV: largest disagreement of the site energies around a cycle
+PERCOLATION_TOL = 1e-9  # relative eigenvalue of the unit-conductance D below which a direction is closed
+
+
+@dataclass(frozen=True)
+class RateNetwork:
+    """A periodic hop network (see the module docstring).
+
+    Attributes:
+        lattice: (3, 3) cell vectors as rows (A).
+        frac_coords: (n, 3) fractional coordinates of the sites.
+        u, v: (m,) integer site indices of each hop's ends.
+        image: (m, 3) integer cell of ``v``'s copy relative to ``u``'s.
+        em_forward: (m,) barrier u -> v (eV, finite; below 0 is read as 0).
+        em_backward: (m,) barrier v -> u (eV; default: ``em_forward``, a symmetric hop).
+        em_std: (m,) one-sigma uncertainty of each hop's barrier (eV; NaN: none known).
+        group: (m,) integer label of each hop; hops of one group share one sampled error
+            (symmetry-equivalent hops get one prediction; default: each hop its own group).
+        carriers_per_cell: mobile ions per unit cell (for a disordered crystal the sum of
+            the ion's occupancies); sets the carrier density.
+        charge: charge number of the carrier (e.g. 1 for Li+).
+        site_labels: optional (n,) text per site (plots, messages).
+    """
+
+    lattice: np.ndarray
+    frac_coords: np.ndarray
+    u: np.ndarray
+    v: np.ndarray
+    image: np.ndarray
+    em_forward: np.ndarray
+    em_backward: np.ndarray | None = None
+    em_std: np.ndarray | None = None
+    group: np.ndarray | None = None
+    carriers_per_cell: float = 1.0
+    charge: int = 1
+    site_labels: tuple[str, ...] | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        """Check shapes, indices and values; fill the defaults."""
+        put = object.__setattr__
+        lattice = np.asarray(self.lattice, float)
+        if lattice.shape != (3, 3) or not np.isfinite(lattice).all() or abs(np.linalg.det(lattice)) < 1e-6:
+            raise TransportError(
+                f"lattice must be a (3, 3) cell with non-zero volume (A), got {lattice.tolist()}")
+        frac = np.asarray(self.frac_coords, float).reshape(-1, 3) if np.size(self.frac_coords) else np.zeros(
+            (0, 3))
+        if len(frac) == 0:
+            raise TransportError("the network has no sites")
+        m = len(np.atleast_1d(self.u))
+        if m == 0:
+            raise TransportError("the network has no hops")
+        u = np.asarray(self.u).astype(int).reshape(-1)
+        v = np.asarray(self.v).astype(int).reshape(-1)
+        image = np.asarray(self.image).reshape(-1, 3) if np.size(self.image) else np.zeros((0, 3))
+        if not np.allclose(image, np.rint(image)):
+            raise TransportError("image offsets must be integers")
+        image = np.rint(image).astype(int)
+        fwd = np.asarray(self.em_forward, float).reshape(-1)
+        bwd = fwd.copy() if self.em_backward is None else np.asarray(self.em_backward, float).reshape(-1)
+        std = np.full(m, np.nan) if self.em_std is None else np.asarray(
+            [np.nan if s is None else s for s in np.atleast_1d(self.em_std)], float).reshape(-1)
+        group = np.arange(m) if self.group is None else np.asarray(self.group).astype(int).reshape(-1)
+        for name, arr in (("v", v), ("image", image), ("em_forward", fwd), ("em_backward", bwd),
+                          ("em_std", std), ("group", group)):
+            if len(arr) != m:
+                raise TransportError(f"{name} has {len(arr)} rows, u has {m}: one row per hop")
+        for name, arr in (("u", u), ("v", v)):
+            bad = np.flatnonzero((arr < 0) | (arr >= len(frac)))
+            if len(bad):
+                raise TransportError(
+                    f"hop {bad[0]}: site index {name}={arr[bad[0]]} outside 0..{len(frac) - 1}")
+        for name, arr in (("em_forward", fwd), ("em_backward", bwd)):
+            bad = np.flatnonzero(~np.isfinite(arr))
+            if len(bad):
+                raise TransportError(f"hop {bad[0]} ({u[bad[0]]} -> {v[bad[0]]}): {name} is {arr[bad[0]]}; "
+                                     "leave blocked hops out of the network")
+        bad = np.flatnonzero((u == v) & ~image.any(axis=1))
+        if len(bad):
+            raise TransportError(f"hop {bad[0]}: joins site {u[bad[0]]} to itself in the same cell")
+        bad = np.flatnonzero(np.isfinite(std) & (std < 0))
+        if len(bad):
+            raise TransportError(f"hop {bad[0]}: em_std {std[bad[0]]} < 0")
+        if not (np.isfinite(self.carriers_per_cell) and self.carriers_per_cell > 0):
+            raise TransportError(f"carriers_per_cell must be > 0, got {self.carriers_per_cell}")
+        if int(self.charge) == 0:
+            raise TransportError("the carrier's charge number must not be 0")
+        for name, val in (("lattice", lattice), ("frac_coords", frac), ("u", u), ("v", v), ("image", image),
+                          ("em_forward", fwd), ("em_backward", bwd), ("em_std", std), ("group", group)):
+            put(self, name, val)
+        self.site_energies  # noqa: B018 - detailed balance is checked at construction
+
+    @property
+    def n_sites(self) -> int:
+        """Number of sites in the cell."""
+        return len(self.frac_coords)
+
+    @property
+    def volume(self) -> float:
+        """Cell volume (A^3)."""
+        return float(abs(np.linalg.det(self.lattice)))
+
+    @property
+    def displacements(self) -> np.ndarray:
+        """(m, 3) Cartesian vector of each hop u -> v (A)."""
+        return (self.frac_coords[self.v] + self.image - self.frac_coords[self.u]) @ self.lattice
+
+    @property
+    def site_energies(self) -> np.ndarray:
+        """(n,) site energies (eV) from ``em_forward - em_backward``, lowest 0 in each connected part.
+
+        Raises:
+            TransportError: the differences disagree around a cycle by more than
+                ``DETAILED_BALANCE_TOL`` (no site energies exist: detailed balance fails).
+        """
+        return site_energies(self.n_sites, self.u, self.v, self.em_forward - self.em_backward)
+
+    def with_barriers(self, em_forward: np.ndarray, em_backward: np.ndarray) -> RateNetwork:
+        """The same network with other barriers (eV, (m,) each)."""
+        from dataclasses import replace
+
+        return replace(self, em_forward=em_forward, em_backward=em_backward)
+
+
+def site_energies(n: int, u: np.ndarray, v: np.ndarray, delta: np.ndarray) -> np.ndarray:
+    """Site energies E with ``E[v] - E[u] = delta`` for every hop (least squares, then checked).
+
+    Args:
+        n: number of sites.
+        u: (m,) start site of each hop.
+        v: (m,) end site of each hop.
+        delta: (m,) energy differences (eV).
+
+    Returns:
+        (n,) energies (eV), the lowest 0 in each connected part of the network.
+
+    Raises:
+        TransportError: a hop's difference disagrees with the others around a cycle.
+    """
+    a = np.zeros((len(u), n))
+    a[np.arange(len(u)), v] += 1.0
+    a[np.arange(len(u)), u] -= 1.0
+    energy = np.linalg.lstsq(a, delta, rcond=None)[0] if np.any(delta) else np.zeros(n)
+    residual = a @ energy - delta
+    worst = int(np.argmax(np.abs(residual))) if len(residual) else 0
+    if len(residual) and abs(residual[worst]) > DETAILED_BALANCE_TOL:
+        raise TransportError(
+            f"hop {worst} ({u[worst]} -> {v[worst]}): em_forward - em_backward = {delta[worst]:.4f} eV "
+            f"disagrees with the other hops around a cycle by {residual[worst]:.4f} eV; no site energies "
+            "fit these barriers (detailed balance)"
+        )
+    _, part = connected_components(coo_matrix((np.ones(len(u)), (u, v)), shape=(n, n)), directed=False)
+    for p in np.unique(part):
+        energy[part == p] -= energy[part == p].min()
+    return energy
+
+
+RANGE_FOR_LAPACK = 1e-8  # smallest/largest conductance of a part above which LAPACK's LU is accurate
+
+
+def _solve_laplacian(a: np.ndarray, g: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Solve ``(diag(a.sum(1) + g) - a) x = b`` by Gaussian elimination in GTH form.
+
+    ``a``: (m, m) symmetric conductances, zero diagonal; ``g``: (m,) conductance of each node
+    to the grounded node; ``b``: (m, 3). Each pivot is computed as a sum of the reduced graph's
+    conductances (Grassmann-Taksar-Heyman), never as a difference, so a link 1e-20 times
+    weaker than its neighbours is kept exactly: LAPACK's LU rounds it away and the grounded
+    Laplacian of a fast cluster on slow links turns singular. O(m^3), in numpy.
+    """
+    a, g, b = a.copy(), g.astype(float).copy(), b.astype(float).copy()
+    m = len(g)
+    pivots = np.empty(m)
+    for k in range(m):
+        r = slice(k + 1, m)
+        pivots[k] = a[k, r].sum() + g[k]
+        col = a[r, k] / pivots[k]
+        a[r, r] += np.outer(col, a[k, r])
+        np.fill_diagonal(a[r, r], 0.0)  # self-links drop out; pivots are rebuilt from the links
+        g[r] += col * g[k]
+        b[r] += col[:, None] * b[k]
+    x = np.zeros_like(b)
+    for k in range(m - 1, -1, -1):
+        x[k] = (b[k] + a[k, k + 1:] @ x[k + 1:]) / pivots[k]
+    return x
+
+
+def _tree_translations(n: int, u: np.ndarray, v: np.ndarray, d: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """(m, 3) lattice translation of each hop relative to unwrapped positions along a spanning forest.
+
+    The forest takes the strongest links first (Kruskal, largest conductance first); each site
+    gets an unwrapped position ``p`` along it, and each hop ``d_e = p_v - p_u + T_e``: ``T_e`` is
+    0 on the forest and the net translation of the cycle the hop closes elsewhere. Written in
+    ``T`` the corrector equations carry no large terms that cancel: only hops that close a
+    cycle drive the solve, and none of them is stronger than the forest links of its cycle.
+    """
+    parent = list(range(n))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    nbrs: list[list[tuple[int, int]]] = [[] for _ in range(n)]
+    tree = np.zeros(len(u), bool)
+    for e in np.argsort(-c, kind="stable"):
+        ru, rv = find(int(u[e])), find(int(v[e]))
+        if ru != rv:
+            parent[ru] = rv
+            tree[e] = True
+            nbrs[u[e]].append((int(v[e]), int(e)))
+            nbrs[v[e]].append((int(u[e]), -int(e) - 1))
+    pos = np.zeros((n, 3))
+    seen = np.zeros(n, bool)
+    for root in range(n):
+        if seen[root]:
+            continue
+        seen[root] = True
+        stack = [root]
+        while stack:
+            i = stack.pop()
+            for j, e in nbrs[i]:
+                if not seen[j]:
+                    seen[j] = True
+                    pos[j] = pos[i] + (d[e] if e >= 0 else -d[-e - 1])
+                    stack.append(j)
+    trans = d - (pos[v] - pos[u])
+    trans[tree] = 0.0
+    return trans
+
+
+def _corrected_tensor(n: int, u: np.ndarray, v: np.ndarray, d: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """``sum_e c_e g_e g_e^T`` with ``g_e = d_e + chi_v - chi_u`` and the corrector chi (module docstring).
+
+    Solved for ``phi = p + chi`` (``p``: unwrapped positions of :func:`_tree_translations`),
+    so that ``g_e = T_e + phi_v - phi_u``: the same Laplacian, a right-hand side of
+    cycle-closing hops only.
+    """
+    live = c > 0
+    u, v, d, c = u[live], v[live], d[live], c[live]
+    trans = _tree_translations(n, u, v, d, c)
+    adj = np.zeros((n, n))
+    rhs = np.zeros((n, 3))
+    ring = u != v  # periodic self-hops carry no corrector term
+    np.add.at(adj, (u[ring], v[ring]), c[ring])
+    np.add.at(adj, (v[ring], u[ring]), c[ring])
+    np.add.at(rhs, u, c[:, None] * trans)
+    np.add.at(rhs, v, -c[:, None] * trans)
+    # (degree - adjacency) phi = b, b_i = sum_j c_ij T_ij: that is sum_j c_ij (phi_j - phi_i + T_ij) = 0
+    phi = np.zeros((n, 3))
+    _, part = connected_components(coo_matrix((np.ones(len(u)), (u, v)), shape=(n, n)), directed=False)
+    for p in np.unique(part):
+        idx = np.flatnonzero(part == p)
+        if len(idx) == 1 or not rhs[idx].any():
+            continue  # no cycle carries a translation: phi = 0 (a finite cluster)
+        ground, free = idx[0], idx[1:]  # phi is defined up to a constant per part
+        a = adj[np.ix_(free, free)]
+        g = adj[free, ground]
+        links = np.concatenate([a[a > 0], g[g > 0]])
+        if links.min() >= RANGE_FOR_LAPACK * links.max():
+            lap = np.diag(a.sum(axis=1) + g) - a
+            phi[free] = np.linalg.solve(lap, rhs[free])
+        else:
+            phi[free] = _solve_laplacian(a, g, rhs[free])
+    grad = trans + phi[v] - phi[u]
+    return (c[:, None, None] * grad[:, :, None] * grad[:, None, :]).sum(axis=0)
+
+
+def diffusion_tensor(
+    network: RateNetwork, temperature: float, attempt_frequency: float = 1e13, *,
+    open_directions: np.ndarray | None = None,
+) -> np.ndarray:
+    """Exact diffusion tensor of one carrier on the network (module docstring).
+
+    Args:
+        network: the hop network.
+        temperature: T (K), > 0.
+        attempt_frequency: nu (Hz), > 0.
+        open_directions: (3, 3) projector onto the percolating directions
+            (:func:`open_projector`; computed when not given: it depends on the hops only).
+
+    Returns:
+        (3, 3) symmetric D (A^2/s); zero in the directions the hops do not percolate.
+
+    Raises:
+        TransportError: T or nu not positive.
+    """
+    if not (temperature > 0 and np.isfinite(temperature)):
+        raise TransportError(f"temperature must be > 0 K, got {temperature}")
+    if not (attempt_frequency > 0 and np.isfinite(attempt_frequency)):
+        raise TransportError(f"attempt frequency must be > 0 Hz, got {attempt_frequency}")
+    kt = K_B * temperature
+    n, u, v, d = network.n_sites, network.u, network.v, network.displacements
+    energy = network.site_energies
+    weight = np.exp(-(energy - energy.min()) / kt)
+    pi = weight / weight.sum()
+    # c_e = pi_u nu exp(-Em_uv / kT); written with the exponents summed so nothing underflows early
+    fwd = np.maximum(network.em_forward, 0.0)
+    log_c = np.log(pi[network.u]) - fwd / kt
+    scale = log_c.max()
+    c = np.exp(log_c - scale)  # largest conductance 1: the solve is scale free
+    tensor = _corrected_tensor(n, u, v, d, c) * (attempt_frequency * np.exp(scale))
+    proj = open_projector(network) if open_directions is None else open_directions
+    tensor = proj @ tensor @ proj
+    return 0.5 * (tensor + tensor.T)
+
+
+def open_projector(network: RateNetwork) -> np.ndarray:
+    """(3, 3) projector onto the directions the hops percolate in.
+
+    From the corrected tensor with every conductance 1 (well conditioned): a direction is
+    open when its eigenvalue exceeds ``PERCOLATION_TOL`` of the largest.
+    """
+    open_ = _corrected_tensor(network.n_sites, network.u, network.v, network.displacements,
+                              np.ones(len(network.u)))
+    w, vec = np.linalg.eigh(open_)
+    keep = vec[:, w > PERCOLATION_TOL * max(w.max(), 1e-300)]
+    return keep @ keep.T
+
+
+def percolation_dimension(network: RateNetwork) -> int:
+    """Number of independent directions (0-3) in which the hops carry the ion through the crystal."""
+    return int(round(np.trace(open_projector(network))))
