@@ -90,6 +90,21 @@ class TrainConfig:
         weight_decay: AdamW weight decay.
         folds: K of the K-fold cross-validation; each fold's model is an ensemble member.
         seed: seed of folds, initialisation and shuffling.
+        rank_weight: weight of the pairwise ranking loss beside the L1 loss (0: off). On
+            the scaled barriers, each pair of hops of one structure (record name without its
+            trailing ``_N``) in a batch adds ``softplus(-sign(dy) * dp)`` (RankNet); pairs
+            whose DFT barriers differ by less than ``rank_tie`` are skipped. When on, batches
+            are filled structure by structure (structures shuffled each epoch), so a
+            structure's pathways meet in one batch.
+        rank_tie: DFT barrier difference (eV) below which a pair counts as a tie and is not
+            ranked.
+        density_weight_power: weight each hop's L1 loss by (number of training hops in its
+            barrier bin) ** -power, normalised to mean 1 (0: off; 0.5: inverse square root
+            of the density; 1: inverse density), so rare high barriers are not pulled to
+            the middle.
+        density_bin: width (eV) of those barrier bins.
+        density_max_weight: cap on a hop's weight (before normalisation), so a bin of one
+            or two hops does not dominate.
     """
 
     epochs: int = 60
@@ -98,6 +113,11 @@ class TrainConfig:
     weight_decay: float = 1e-5
     folds: int = 5
     seed: int = 0
+    rank_weight: float = 0.0
+    rank_tie: float = 0.02
+    density_weight_power: float = 0.0
+    density_bin: float = 0.25
+    density_max_weight: float = 10.0
 
 
 __all__ = ["GraphConfig", "ModelConfig", "Readout", "TrainConfig", "asdict", "from_dict"]

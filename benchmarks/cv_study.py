@@ -34,6 +34,8 @@ def settings(card: dict) -> str:
         f"{m['hidden_features']} hidden, {m['alignn_layers']}+{m['gcn_layers']} layers, "
         f"readout {m['readout']}, "
         f"{g['max_neighbors']} nb, crop {g['crop_radius']}, {t['epochs']} ep, lr {t['lr']}, from {init}"
+        + (f", rank {t['rank_weight']}" if t.get("rank_weight") else "")
+        + (f", density weight {t['density_weight_power']}" if t.get("density_weight_power") else "")
     )
 
 

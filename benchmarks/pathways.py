@@ -118,6 +118,14 @@ def main() -> None:
     parser.add_argument("runs", nargs="+", help="directories with cv_predictions.csv")
     parser.add_argument("--baseline", default=None, help="run for the paired MAE difference")
     parser.add_argument("--data", default=str(ROOT.parent / "shared/data/em619/band5_train.json"))
+    parser.add_argument(
+        "--write-card",
+        default=None,
+        metavar="MODEL_DIR",
+        help="store the first run's figures under metrics.pathways in MODEL_DIR/card.json, and its "
+        "out-of-fold predictions there as cv_predictions_grouped.csv (grouped runs) or as "
+        "cv_predictions_RUN.csv",
+    )
     args = parser.parse_args()
 
     from ase_em.training.data import load_em619
@@ -168,11 +176,13 @@ def main() -> None:
             f"| {name} | {len(y)} | {np.abs(p - y).mean():.3f} | {r2(p):.3f} | {k['found']:.3f} | "
             f"{k['pair_acc']:.3f} | {k['pair_acc_gap']:.3f} | {dfold} | {dhop} | {dpair} |"
         )
-    figures = f"{rk['found']:.3f} | {rk['pair_acc']:.3f} | {rk['pair_acc_gap']:.3f}"
-    print(f"| rule: shorter hop lower | | | | {figures} | | | |")
+    print(
+        f"| rule: shorter hop lower | | | | {rk['found']:.3f} | {rk['pair_acc']:.3f} | "
+        f"{rk['pair_acc_gap']:.3f} | | | |"
+    )
 
-    bins = [f"{lo}-{hi} eV" if hi < np.inf else f"> {lo} eV" for lo, hi in BINS]
-    print("\n| run | " + " | ".join(bins) + " |")
+    heads = [f"{lo}-{hi} eV" if hi < np.inf else f"> {lo} eV" for lo, hi in BINS]
+    print("\n| run | " + " | ".join(heads) + " |")
     print("| --- |" + " --- |" * len(BINS))
     for name, p in runs.items():
         cells = []
@@ -187,6 +197,59 @@ def main() -> None:
     print("| --- |" + " --- |" * len(kinds))
     for name, p in runs.items():
         print(f"| {name} | " + " | ".join(f"{np.abs(p - y)[ions == s].mean():.3f}" for s in kinds) + " |")
+
+    if args.write_card:
+        first = Path(args.runs[0])
+        write_card(Path(args.write_card), first, data.names, y, runs[first.name], groups)
+
+
+def figures(y: np.ndarray, p: np.ndarray, groups: np.ndarray) -> dict:
+    """MAE, R2, the three ranking figures and MAE / bias per barrier bin of one run (JSON-ready)."""
+    k = ranking(y, p, groups)
+    bins = {}
+    for lo, hi in BINS:
+        sel = (y >= lo) & (y < hi)
+        e = p[sel] - y[sel]
+        key = f"{lo}-{hi} eV" if hi < np.inf else f"> {lo} eV"
+        bins[key] = {
+            "n": int(sel.sum()),
+            "mae": round(float(np.abs(e).mean()), 4),
+            "bias": round(float(e.mean()), 4),
+        }
+    return {
+        "n": len(y),
+        "mae": round(float(np.abs(p - y).mean()), 4),
+        "r2": round(float(1 - ((p - y) ** 2).sum() / ((y - y.mean()) ** 2).sum()), 4),
+        "structures_with_2plus_pathways": k["structures"],
+        "lowest_found": round(k["found"], 4),
+        "pairs": k["pairs"],
+        "pair_accuracy": round(k["pair_acc"], 4),
+        f"pairs_gap_above_{GAP}_eV": k["pairs_gap"],
+        f"pair_accuracy_gap_above_{GAP}_eV": round(k["pair_acc_gap"], 4),
+        "by_barrier": bins,
+    }
+
+
+def write_card(model_dir: Path, run: Path, names: list[str], y: np.ndarray, p: np.ndarray, groups) -> None:
+    """Store ``run``'s pathway figures on ``model_dir``'s card and its OOF CSV beside it."""
+    from ase_em.training.ensemble import write_cv_predictions
+
+    run_card = json.loads((run / "card.json").read_text())
+    card_path = model_dir / "card.json"
+    card = json.loads(card_path.read_text())
+    grouped = "grouped" in run_card["split"]
+    csv_name = "cv_predictions_grouped.csv" if grouped else f"cv_predictions_{run.name}.csv"
+    write_cv_predictions(model_dir / csv_name, names, y, p)
+    card.setdefault("metrics", {}).setdefault("pathways", {})["grouped" if grouped else run.name] = {
+        "run": run.name,
+        "scheme": run_card["split"],
+        "train": run_card["train"],
+        "command": run_card.get("command"),
+        "predictions": csv_name,
+        **figures(y, p, groups),
+    }
+    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    print(f"\nwrote metrics.pathways of {run.name} on {card_path} and {model_dir / csv_name}")
 
 
 if __name__ == "__main__":

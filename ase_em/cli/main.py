@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from ase_em._runtime.threads import DEFAULT_THREADS, THREADS_ENV
 from ase_em._version import __version__
-from ase_em.cli._args import _Parser, check_usage, positive_int
+from ase_em.cli._args import _Parser, check_usage, non_negative_float, positive_int
 from ase_em.cli.network import cmd_network
 from ase_em.cli.predict import cmd_evaluate, cmd_info, cmd_predict
 from ase_em.cli.training import cmd_finetune, cmd_pretrain, cmd_train
@@ -100,6 +100,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--readout", choices=["mean", "ion", "path"], default="ion")
     p.add_argument("--init-from", default=None, metavar="BACKBONE",
                    help="start every fold model from a pre-trained backbone: directory or shipped name")
+    p.add_argument("--rank-weight", type=non_negative_float, default=0.0,
+                   help="weight of the pairwise ranking loss between the pathways of one structure "
+                   "(default 0: off)")
+    p.add_argument("--rank-tie", type=non_negative_float, default=0.02,
+                   help="DFT barrier difference (eV) below which a pair is not ranked (default 0.02)")
+    p.add_argument("--density-weight", type=non_negative_float, default=0.0, metavar="POWER",
+                   help="weight each hop's loss by the inverse density of its barrier to this power "
+                   "(0.5: inverse square root; default 0: off)")
     p.add_argument("--workdir", default=None, help="checkpoints and graph cache (default: OUTPUT/.work)")
     add_implausible(p)
     add_threads(p)

@@ -38,6 +38,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         "kind": card.get("kind") if is_backbone(card) else "barrier model",
         "model_metrics": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in cv.items()},
         "metrics_scheme": card.get("metrics", {}).get("scheme"),
+        "pathways": _pathways_summary(card),
         "em_std": _em_std_summary(card),
         "train_ions": None if domain is None else dict(sorted(domain.ions.items(), key=lambda kv: -kv[1])),
         "domain": None if domain is None else domain.summary(),
@@ -50,6 +51,21 @@ def cmd_info(args: argparse.Namespace) -> int:
         for k, v in info.items():
             print(f"{k:>16}: {v}")
     return 0
+
+
+def _pathways_summary(card: dict) -> str | None:
+    """The grouped-CV pathway ranking figures on the card, in one line (None if absent)."""
+    figures = card.get("metrics", {}).get("pathways", {}).get("grouped")
+    if not figures:
+        return None
+    high = figures.get("by_barrier", {}).get("> 1.5 eV", {})
+    return (
+        f"{figures['scheme']}: MAE {figures['mae']:.3f} eV; within a structure, lowest pathway found "
+        f"{figures['lowest_found']:.3f}, pairs ordered right {figures['pair_accuracy']:.3f} "
+        f"(n {figures['pairs']}), pairs with a DFT gap > 0.3 eV "
+        f"{figures['pair_accuracy_gap_above_0.3_eV']:.3f}; "
+        f"bias above 1.5 eV {high.get('bias', float('nan')):+.3f} eV"
+    )
 
 
 def _em_std_summary(card: dict) -> str:

@@ -31,7 +31,14 @@ def cmd_train(args: argparse.Namespace) -> int:
             readout=args.readout,
         ),
         train_config=TrainConfig(
-            epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, folds=args.folds, seed=args.seed
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            folds=args.folds,
+            seed=args.seed,
+            rank_weight=args.rank_weight,
+            rank_tie=args.rank_tie,
+            density_weight_power=args.density_weight,
         ),
         name=args.name or out.name,
         grouped=args.grouped,

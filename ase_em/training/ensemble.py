@@ -29,7 +29,7 @@ from ase_em.training.data import LabelledHops
 from ase_em.training.metrics import barrier_metrics
 
 logger = logging.getLogger(__name__)
-CV_PREDICTIONS = "cv_predictions.csv"  # target,prediction per hop, beside a trained ensemble
+CV_PREDICTIONS = "cv_predictions.csv"  # sys_name,target,prediction per hop, beside a trained ensemble
 
 
 def build_graphs(
@@ -108,6 +108,106 @@ def start_model(
     return model
 
 
+def density_weights(
+    targets: np.ndarray, power: float, *, bin_width: float = 0.25, max_weight: float = 10.0
+) -> np.ndarray:
+    """Per-hop loss weights from the inverse density of the barrier (binned).
+
+    A hop whose barrier lies in a bin of ``count`` training hops gets
+    ``min(count ** -power * max_count ** power, max_weight)``, then all weights are divided
+    by their mean (mean 1, so the learning rate keeps its meaning). Binned counts with a
+    power (0.5: inverse square root) as in Yang et al., "Delving into Deep Imbalanced
+    Regression" (ICML 2021); a histogram is all it needs (``np.histogram``'s bin edges).
+
+    Args:
+        targets: (n,) barriers (eV).
+        power: exponent of the inverse density; 0 gives all ones.
+        bin_width: bin width (eV); bins start at the lowest barrier.
+        max_weight: cap of a weight relative to the most populated bin, before
+            normalisation.
+
+    Returns:
+        (n,) weights, mean 1.
+
+    Raises:
+        ValueError: a negative ``power``, a ``bin_width`` <= 0 or a ``max_weight`` < 1.
+    """
+    y = np.asarray(targets, float)
+    if power < 0 or not bin_width > 0 or max_weight < 1:
+        raise ValueError(
+            f"density weights need power >= 0, bin_width > 0 and max_weight >= 1; got power {power}, "
+            f"bin_width {bin_width}, max_weight {max_weight}"
+        )
+    if power == 0 or len(y) == 0:
+        return np.ones(len(y))
+    edges = np.arange(y.min(), y.max() + bin_width, bin_width)
+    if len(edges) < 2:
+        return np.ones(len(y))
+    counts, edges = np.histogram(y, bins=edges)
+    which = np.clip(np.searchsorted(edges, y, side="right") - 1, 0, len(counts) - 1)
+    w = np.minimum((counts.max() / counts[which]) ** power, max_weight)
+    return w / w.mean()
+
+
+def structure_batches(structures: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Batches that keep each structure's hops together, structures in random order.
+
+    Structures are shuffled, then added whole to the current batch while it has room; a
+    structure that does not fit starts the next batch (one with more hops than
+    ``batch_size`` is a batch of its own).
+
+    Args:
+        structures: (n,) structure label per hop (:func:`compound_groups`).
+        batch_size: most hops per batch (unless one structure has more).
+        rng: the random generator of this epoch.
+
+    Returns:
+        Index arrays, together a permutation of ``range(n)``.
+    """
+    labels, inverse = np.unique(np.asarray(structures), return_inverse=True)
+    members = [np.flatnonzero(inverse == k) for k in range(len(labels))]
+    batches: list[np.ndarray] = []
+    current: list[int] = []
+    for k in rng.permutation(len(labels)):
+        idx = rng.permutation(members[k])
+        if current and len(current) + len(idx) > batch_size:
+            batches.append(np.asarray(current))
+            current = []
+        current.extend(idx.tolist())
+    if current:
+        batches.append(np.asarray(current))
+    return batches
+
+
+def ranking_loss(
+    pred_scaled: torch.Tensor, targets: torch.Tensor, structures: np.ndarray, *, tie: float = 0.02
+) -> torch.Tensor | None:
+    """Pairwise ranking (RankNet) loss between the hops of one structure in a batch.
+
+    Each pair (i, j) of the same structure whose DFT barriers differ by at least ``tie``
+    adds ``softplus(-sign(y_i - y_j) * (p_i - p_j))``: near 0 when the prediction orders
+    the pair right by a clear margin, log 2 for a predicted tie, and growing linearly with
+    the predicted gap when the order is wrong. Pairs of different structures are ignored.
+
+    Args:
+        pred_scaled: (b,) predictions on the scaled barrier (``EmModel.forward_scaled``).
+        targets: (b,) DFT barriers (eV, or scaled: only signs and the tie use them).
+        structures: (b,) structure label per hop.
+        tie: smallest barrier difference that is ranked (units of ``targets``).
+
+    Returns:
+        The mean over ranked pairs (a 0-dim tensor), or None when the batch has none.
+    """
+    labels = np.asarray(structures)
+    same = torch.as_tensor(labels[:, None] == labels[None, :])
+    dy = targets[:, None] - targets[None, :]
+    mask = same & (dy > tie)  # each unordered pair once, i the higher barrier
+    if not bool(mask.any()):
+        return None
+    dp = pred_scaled[:, None] - pred_scaled[None, :]
+    return torch.nn.functional.softplus(-dp[mask]).mean()
+
+
 def train_model(
     graphs: list[BandGraph],
     targets: np.ndarray,
@@ -118,8 +218,13 @@ def train_model(
     checkpoint: Path | None = None,
     desc: str = "train",
     init: dict[str, torch.Tensor] | None = None,
+    structures: np.ndarray | None = None,
 ) -> EmModel:
     """Train one EmModel with L1 loss on scaled targets; checkpoint every epoch.
+
+    With ``train_config.rank_weight`` > 0 the pairwise :func:`ranking_loss` is added
+    (batches from :func:`structure_batches`); with ``train_config.density_weight_power`` > 0
+    the L1 loss of each hop is weighted by :func:`density_weights`.
 
     Args:
         graphs: training graphs.
@@ -130,21 +235,46 @@ def train_model(
         checkpoint: file to save after each epoch and resume from if present.
         desc: label of the progress bar.
         init: weights to start from (a pre-trained backbone; head and scaling excluded).
+        structures: (n,) structure label per hop (:func:`compound_groups` of the names);
+            needed when ``train_config.rank_weight`` > 0.
 
     Returns:
         The trained model (eval mode).
+
+    Raises:
+        ValueError: ``rank_weight`` > 0 without ``structures`` (or of another length).
     """
     from tqdm import tqdm
 
+    tc = train_config
+    ranked = tc.rank_weight > 0
+    if ranked and (structures is None or len(structures) != len(graphs)):
+        raise ValueError(
+            f"rank_weight {tc.rank_weight} needs a structure label for each of the {len(graphs)} hops"
+        )
     model = start_model(model_config, targets, seed=seed, init=init)
     y = torch.as_tensor(targets, dtype=torch.float32)
     y_scaled = (y - model.target_mean) / model.target_std
+    weights = None
+    if tc.density_weight_power > 0:
+        weights = torch.as_tensor(
+            density_weights(
+                targets, tc.density_weight_power, bin_width=tc.density_bin, max_weight=tc.density_max_weight
+            ),
+            dtype=torch.float32,
+        )
     n = len(graphs)
-    steps = max(1, -(-n // train_config.batch_size))
-    opt = torch.optim.AdamW(model.parameters(), lr=train_config.lr, weight_decay=train_config.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=train_config.lr, total_steps=train_config.epochs * steps
-    )
+    if ranked:  # the whole plan up front: the schedule needs the number of steps
+        plan = [
+            structure_batches(structures, tc.batch_size, np.random.default_rng([seed, epoch]))
+            for epoch in range(tc.epochs)
+        ]
+        total_steps = sum(len(p) for p in plan)
+    else:
+        steps = max(1, -(-n // tc.batch_size))
+        total_steps = tc.epochs * steps
+    opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tc.lr, total_steps=max(1, total_steps))
     start = 0
     if checkpoint is not None and checkpoint.is_file():
         state = torch.load(checkpoint, weights_only=True)
@@ -153,20 +283,30 @@ def train_model(
         sched.load_state_dict(state["sched"])
         start = int(state["epoch"])
         logger.info("%s: resumed from %s at epoch %d", desc, checkpoint, start)
-    bar = tqdm(range(start, train_config.epochs), desc=desc, unit="epoch", disable=None)
+    bar = tqdm(range(start, tc.epochs), desc=desc, unit="epoch", disable=None)
     for epoch in bar:
         model.train()
-        perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100003 + epoch))
+        if ranked:
+            batches = plan[epoch]
+        else:
+            perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100003 + epoch))
+            batches = [perm[b * tc.batch_size : (b + 1) * tc.batch_size] for b in range(steps)]
         total = 0.0
-        for b in range(steps):
-            idx = perm[b * train_config.batch_size : (b + 1) * train_config.batch_size]
+        for idx in batches:
+            idx = torch.as_tensor(idx, dtype=torch.long)
             g, lg = collate([graphs[i] for i in idx])
-            loss = torch.nn.functional.l1_loss(model.forward_scaled(g, lg), y_scaled[idx])
+            pred = model.forward_scaled(g, lg)
+            err = (pred - y_scaled[idx]).abs()
+            loss = err.mean() if weights is None else (err * weights[idx]).mean()
+            total += float(err.detach().sum())
+            if ranked:
+                rank = ranking_loss(pred, y[idx], structures[idx.numpy()], tie=tc.rank_tie)
+                if rank is not None:
+                    loss = loss + tc.rank_weight * rank
             opt.zero_grad()
             loss.backward()
             opt.step()
             sched.step()
-            total += loss.item() * len(idx)
         mae = total / n * float(model.target_std)
         bar.set_postfix(train_mae_eV=f"{mae:.3f}")
         if checkpoint is not None:
@@ -200,11 +340,14 @@ def cross_validate(
     groups: np.ndarray | None = None,
     workdir: Path | None = None,
     init: dict[str, torch.Tensor] | None = None,
+    structures: np.ndarray | None = None,
 ) -> tuple[np.ndarray, list[EmModel]]:
     """K-fold CV: out-of-fold predictions and the K fold models.
 
     Fold models and checkpoints are kept in ``workdir``, so an interrupted run resumes at
-    the epoch where it stopped.
+    the epoch where it stopped. ``groups`` (one label per hop) keeps a group in one fold;
+    ``structures`` (one label per hop) are the structures the ranking loss pairs within
+    (needed when ``train_config.rank_weight`` > 0).
 
     Returns:
         (n,) out-of-fold predictions (eV) and the list of fold models.
@@ -229,6 +372,7 @@ def cross_validate(
                 checkpoint=workdir / f"fold{k}.ckpt" if workdir else None,
                 desc=f"fold {k + 1}/{len(folds)}",
                 init=init,
+                structures=None if structures is None else np.asarray(structures)[train],
             )
             if done is not None:
                 atomic_save(model.state_dict(), done)
@@ -318,7 +462,14 @@ def _train_ensemble(
     if init_from is not None:
         init, base_model = load_backbone(init_from, model_config)
     oof, members = cross_validate(
-        graphs, targets, model_config, train_config, groups=groups, workdir=workdir, init=init
+        graphs,
+        targets,
+        model_config,
+        train_config,
+        groups=groups,
+        workdir=workdir,
+        init=init,
+        structures=compound_groups(data.names),
     )
     ensemble = EmEnsemble(model_config, n_members=len(members))
     for slot, member in zip(ensemble.members, members):
@@ -346,15 +497,30 @@ def _train_ensemble(
         "torch": torch.__version__,
     }
     save_model(ensemble, graph_config, output, card)
-    np.savetxt(
-        output / CV_PREDICTIONS,
-        np.column_stack([targets, oof]),
-        delimiter=",",
-        header="target,prediction",
-        comments="",
-        fmt="%.5f",
-    )
+    write_cv_predictions(output / CV_PREDICTIONS, data.names, targets, oof)
     return card
+
+
+def write_cv_predictions(path: Path, names: list[str], targets: np.ndarray, predictions: np.ndarray) -> None:
+    """Write out-of-fold predictions as CSV ``sys_name,target,prediction`` (eV), one row per hop.
+
+    Raises:
+        ValueError: names, targets and predictions of different lengths.
+    """
+    import csv
+
+    if not len(names) == len(targets) == len(predictions):
+        raise ValueError(
+            f"{path}: {len(names)} names, {len(targets)} targets and {len(predictions)} predictions"
+        )
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["sys_name", "target", "prediction"])
+        for name, t, p in zip(names, targets, predictions):
+            writer.writerow([name, f"{t:.5f}", f"{p:.5f}"])
+    tmp.replace(path)
 
 
 def read_cv_predictions(
@@ -366,14 +532,25 @@ def read_cv_predictions(
         directory: the model (or CV run) directory.
         targets: when given, the file's targets must equal them (same hops, same order).
 
+    The file is ``sys_name,target,prediction`` (older runs: ``target,prediction``);
+    ``directory`` may also be the CSV file itself (e.g. ``cv_predictions_grouped.csv``).
+
     Returns:
         (n,) targets and (n,) out-of-fold predictions, eV, in data order.
 
     Raises:
-        ValueError: the file holds other hops than ``targets``.
+        ValueError: the file holds other hops than ``targets``, or lacks the columns.
     """
-    path = Path(directory) / CV_PREDICTIONS
-    cv = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
+    import csv
+
+    path = Path(directory)
+    if path.is_dir():
+        path = path / CV_PREDICTIONS
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    if rows and not {"target", "prediction"} <= set(rows[0]):
+        raise ValueError(f"{path}: needs columns target,prediction; has {sorted(rows[0])}")
+    cv = np.asarray([[float(r["target"]), float(r["prediction"])] for r in rows]).reshape(-1, 2)
     if targets is not None and (len(cv) != len(targets) or not np.allclose(cv[:, 0], targets, atol=1e-4)):
         raise ValueError(f"{path}: out-of-fold predictions of other hops than these {len(targets)}")
     return cv[:, 0], cv[:, 1]

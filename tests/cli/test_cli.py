@@ -57,11 +57,24 @@ def test_info(tiny_model_dir, capsys):
     assert info["threads"] >= 1
 
 
-def test_info_on_the_shipped_model_states_its_calibration(capsys):
-    assert main(["info", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["em_std"] == (
+def test_info_on_v1_states_its_calibration(capsys):
+    assert main(["info", "--model", "alignn-em-v1", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["em_std"] == (
         "spread calibrated on CV: 79% of out-of-fold errors within 1 em_std, 94% within 2"
     )
+    assert info["pathways"] is None  # v1's card has no pathway figures
+
+
+def test_info_on_the_default_model_states_its_pathway_ranking(capsys):
+    from ase_em.model.weights import read_card
+
+    assert main(["info", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    figures = read_card()["metrics"]["pathways"]["grouped"]
+    assert info["pathways"].startswith("5-fold CV (grouped by compound), seed 0: MAE ")
+    assert f"pairs ordered right {figures['pair_accuracy']:.3f} (n 271)" in info["pathways"]
+    assert info["em_std"].startswith("spread calibrated on CV: ")
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""The shipped default model: loads, verifies, and gives its recorded barrier on the example."""
+"""The shipped models: load, verify, and give their recorded barriers on the example."""
 
 from __future__ import annotations
 
@@ -16,6 +16,11 @@ def shipped():
     return EmPredictor.from_pretrained()
 
 
+@pytest.fixture(scope="module")
+def v1():
+    return EmPredictor.from_pretrained("alignn-em-v1")
+
+
 def test_default_model_is_shipped_with_its_card():
     assert DEFAULT_MODEL in available_models()
     card = read_card()
@@ -29,15 +34,16 @@ def test_default_model_is_shipped_with_its_card():
     assert 0.6 < calibration["coverage_calibrated_out_of_fold"]["within_1_std"] < 0.9
 
 
-def test_recorded_barrier_on_the_shipped_example(shipped):
+def test_recorded_barrier_of_v1_on_the_shipped_example(v1):
     # olivine LiFePO4, b-axis Li hop (a TRAIN hop, DFT 0.27 eV); value recorded from alignn-em-v1
-    result = shipped.predict_one((LFP / "initial.vasp", LFP / "final.vasp"))
+    assert v1.model.card["name"] == "alignn-em-v1"  # v1 stays loadable by name
+    result = v1.predict_one((LFP / "initial.vasp", LFP / "final.vasp"))
     assert result.em == pytest.approx(0.2626, abs=2e-3)
     # calibrated on CV (card "uncertainty"): sqrt((1.529 * 0.0069)^2 + (0.329 * 0.2626)^2 + 0.158^2)
     assert result.em_std == pytest.approx(0.1804, abs=2e-3)
     from ase_em.hops.hop import Hop
 
-    again = shipped.predict_one(Hop.from_images(LFP / "neb_images.extxyz"))
+    again = v1.predict_one(Hop.from_images(LFP / "neb_images.extxyz"))
     assert again.em == pytest.approx(result.em, abs=1e-4)
 
 
@@ -53,3 +59,43 @@ def test_shipped_backbone_verifies_and_fits_the_default_network():
     assert record["kind"] == "pretrained backbone (multi-property)"
     assert set(weights) == set(backbone_only(EmModel(config).state_dict()))
     assert read_card("mpt-v1")["data"]["n_structures"] == 30529
+
+
+def test_recorded_barrier_of_the_default_model_on_the_shipped_example(shipped):
+    # the same hop with alignn-em-v2; value recorded from it
+    assert shipped.model.card["name"] == DEFAULT_MODEL == "alignn-em-v2"
+    result = shipped.predict_one((LFP / "initial.vasp", LFP / "final.vasp"))
+    assert result.em == pytest.approx(0.2203, abs=2e-3)
+    # calibrated on CV (card "uncertainty": a 1.251, b 0.393, c 0.163 eV)
+    assert result.em_std == pytest.approx(0.1867, abs=2e-3)
+
+
+def test_default_model_card_records_its_grouped_pathway_ranking():
+    """The grouped-CV figures on the card recompute from the out-of-fold CSV shipped beside it."""
+    import csv
+    import re
+    from collections import defaultdict
+
+    from ase_em.model.weights import resolve
+
+    card = read_card()
+    figures = card["metrics"]["pathways"]["grouped"]
+    assert "grouped" in figures["scheme"]
+    assert all(card["train"][k] == v for k, v in figures["train"].items())  # the shipped settings
+    rows = list(csv.DictReader((resolve(None) / figures["predictions"]).open()))
+    assert "grouped" in figures["predictions"] and len(rows) == figures["n"] == 555
+    by = defaultdict(list)
+    for r in rows:
+        by[re.sub(r"_\d+$", "", r["sys_name"])].append((float(r["target"]), float(r["prediction"])))
+    right = pairs = 0.0
+    for hops in by.values():
+        for a in range(len(hops)):
+            for b in range(a + 1, len(hops)):
+                dy, dp = hops[a][0] - hops[b][0], hops[a][1] - hops[b][1]
+                if abs(dy) > 1e-9:
+                    pairs += 1
+                    right += 0.5 if abs(dp) < 1e-9 else float((dy > 0) == (dp > 0))
+    assert pairs == figures["pairs"] == 271
+    assert right / pairs == pytest.approx(figures["pair_accuracy"], abs=1e-4)
+    mae = sum(abs(float(r["target"]) - float(r["prediction"])) for r in rows) / len(rows)
+    assert mae == pytest.approx(figures["mae"], abs=1e-4)

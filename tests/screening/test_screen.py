@@ -19,6 +19,7 @@ import pytest
 from ase.db import connect
 
 from ase_em.cli.main import main
+from ase_em.model.weights import DEFAULT_MODEL
 from ase_em.screening import expand_inputs, screen
 from ase_em.screening.inputs import atoms_sha256, read_keys_csv
 
@@ -161,7 +162,7 @@ def test_screen_rows_match_the_analyzer(reference, folder, one_torch_thread):
         assert row["n_flags"] == len(flags) and row.get("flags", "") == ",".join(flags)
     assert licoo2["em_1d"] <= licoo2["em_2d"] <= licoo2.get("em_3d", float("inf"))
     assert licoo2["natoms"] == 12 and licoo2["reduced_formula"] == "LiCoO2" and licoo2["n_orderings"] == 1
-    assert licoo2["model"] == "alignn-em-v1" and licoo2["status"] == "ok" and "reason" not in licoo2
+    assert licoo2["model"] == DEFAULT_MODEL and licoo2["status"] == "ok" and "reason" not in licoo2
     # the copy in the subfolder gives the same barriers
     assert lfp["em_1d"] == copy["em_1d"] and lfp["sha256"] == copy["sha256"]
     # extra keys from the CSV, matched by file stem
@@ -243,7 +244,7 @@ def test_timeout_row_and_the_run_goes_on(tmp_path):
     rows = {Path(s).name: r for (s, _), r in _rows(db).items()}
     assert rows["a_slow.cif"]["status"] == "timeout"
     assert rows["a_slow.cif"]["reason"] == "no result within 4 s; worker replaced"
-    assert rows["a_slow.cif"]["model"] == "alignn-em-v1"
+    assert rows["a_slow.cif"]["model"] == DEFAULT_MODEL
     # the next unit ran in the replacement worker (its model load is not part of the time-out)
     assert rows["b_bad.cif"]["status"] == "refused"
 
