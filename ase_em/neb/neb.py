@@ -37,6 +37,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 
 from ase_em.errors import AseEmError, PotentialError, RefineSettingsError
 from ase_em.hops import Hop, as_hop
+from ase_em.neb.combine import combine_result
 from ase_em.neb.potentials import CalculatorLike, calculator_name, make_calculator
 from ase_em.neb.result import RefinedHop
 
@@ -138,7 +139,7 @@ def refine(
     initial, final = endpoints_from_hop(hop)
     relaxed, relax_ok, n_relax = [], [], 0
     for role, atoms in (("initial", initial), ("final", final)):
-        end, ok, n = _relax(atoms, calc, role, run, relax_fmax or fmax, relax_steps, label)
+        end, ok, n = _relax(atoms.copy(), calc, role, run, relax_fmax or fmax, relax_steps, label)
         relaxed.append(end)
         relax_ok.append(ok)
         n_relax += n
@@ -170,14 +171,24 @@ def refine(
     if not all(relax_ok):
         logger.warning("%s: an endpoint relaxation did not reach %g eV/A in %d steps",
                        label, relax_fmax or fmax, relax_steps)
+    result.endpoint_shift = max(_shift(a, b) for a, b in zip((initial, final), relaxed, strict=True))
     if predictor is not None:
         network = predictor.predict_one(hop)
         result.em_network, result.em_network_std = network.em, network.em_std
+    combine_result(result)
     logger.info("%s", result.summary())
     return result
 
 
 # ---------------------------------------------------------------------- stages
+
+
+def _shift(before: Atoms, after: Atoms) -> float:
+    """Largest displacement (A) of an atom between two frames of one structure (minimum image)."""
+    from ase.geometry import find_mic
+
+    d, _ = find_mic(after.positions - before.positions, before.cell, before.pbc)  # (N, 3)
+    return float(np.sqrt((d**2).sum(axis=1)).max())
 
 
 def _relax(
