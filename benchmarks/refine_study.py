@@ -177,6 +177,16 @@ def _shift_from_workdir(output: Path, rec: dict) -> float | None:
     return max(shifts)
 
 
+def _as_result(rec: dict):
+    """A RefinedHop from a JSONL record (its fields; other keys dropped)."""
+    from dataclasses import fields
+
+    from ase_em.neb.result import RefinedHop
+
+    names = {f.name for f in fields(RefinedHop)} - {"images"}
+    return RefinedHop(**{k: v for k, v in rec.items() if k in names})
+
+
 def _boot(diff: np.ndarray, seed: int = 0, n: int = 5000) -> tuple[float, float]:
     rng = np.random.default_rng(seed)
     means = diff[rng.integers(0, len(diff), size=(n, len(diff)))].mean(1)
@@ -189,7 +199,7 @@ def _r2(y: np.ndarray, x: np.ndarray) -> float:
 
 def report(args: argparse.Namespace) -> None:
     """Per potential: NEB and combined accuracy, calibration, cost; selection study."""
-    from ase_em.neb.combine import NOT_CONVERGED_FACTOR, SHIFT_FACTOR, SHIFT_LIMIT, combine
+    from ase_em.neb.combine import SHIFT_LIMIT, combine, neb_sigma
 
     names, targets, em_net, std_net = network_oof(args.data, args.oof)
     index = {n: i for i, n in enumerate(names)}
@@ -208,7 +218,7 @@ def report(args: argparse.Namespace) -> None:
         for r in ok:
             if r.get("endpoint_shift") is None:
                 r["endpoint_shift"] = _shift_from_workdir(output, r)
-        clean = [bool(r["converged"]) and (r["endpoint_shift"] or 0.0) <= SHIFT_LIMIT for r in ok]
+        clean = [not neb_sigma(_as_result(r), sigma=1.0)[1] for r in ok]  # no inflation applies
         dft = np.array([r["dft"] for r in ok])
         neb = np.array([r["em_forward"] for r in ok])
         ref = np.array([r["em_reference"] for r in ok])
@@ -219,8 +229,8 @@ def report(args: argparse.Namespace) -> None:
         for k, r in enumerate(ok):  # leave-one-out: hop k's sigma_0 from the other clean hops
             others = [err2[j] for j in range(len(ok)) if j != k and clean[j]]
             s0 = float(np.sqrt(np.mean(others))) if others else float("nan")
-            s = s0 * (1 if r["converged"] else NOT_CONVERGED_FACTOR) * \
-                (SHIFT_FACTOR if (r["endpoint_shift"] or 0.0) > SHIFT_LIMIT else 1)
+            s, why = neb_sigma(_as_result(r), sigma=s0)  # the same inflations as ase_em.refine
+            r["neb_std_reasons"] = why
             c = combine(float(net[k]), float(snet[k]), float(neb[k]), s)
             comb.append(c.em)
             scomb.append(c.em_std)
@@ -254,7 +264,8 @@ def report(args: argparse.Namespace) -> None:
             "hops": [{"hop": r["hop"], "atoms": r["atoms"], "dft": r["dft"], "network": float(net[k]),
                       "network_std": float(snet[k]), "neb": r["em_forward"], "neb_max_min": r["em_reference"],
                       "neb_std": float(sneb[k]), "combined": float(comb[k]), "combined_std": float(scomb[k]),
-                      "converged": r["converged"], "endpoint_shift": r["endpoint_shift"], "steps": r["steps"],
+                      "converged": r["converged"], "inflated": r["neb_std_reasons"],
+                      "endpoint_shift": r["endpoint_shift"], "steps": r["steps"],
                       "seconds": r["seconds"]} for k, r in enumerate(ok)],
         }
         res["selection"] = _selection(ok, dft, net, snet, neb, comb, args.threshold)

@@ -11,7 +11,10 @@ a NEB with an interatomic potential gives ``em_forward`` with an error of its ow
   its force tolerance;
 - times :data:`SHIFT_FACTOR` when an atom of a relaxed endpoint moved more than
   :data:`SHIFT_LIMIT` from where the hop put it (the potential found another minimum, and
-  its saddle may not be the hop's).
+  its saddle may not be the hop's);
+- times :data:`BELOW_FACTOR` when an image lies more than :data:`BELOW_LIMIT` below the
+  relaxed initial endpoint (the endpoint is not the minimum of its site for this
+  potential, so ``E_saddle - E_initial`` is not a barrier from that minimum).
 
 :func:`combine` then gives the inverse-variance mean (the maximum-likelihood estimate for
 two independent Gaussian measurements; the network's and the potentials' errors on the
@@ -53,6 +56,8 @@ UNMEASURED_SIGMA = 0.25  # eV: a potential not in NEB_SIGMA (the largest measure
 NOT_CONVERGED_FACTOR = 2.0
 SHIFT_LIMIT = 1.0  # A: largest displacement of an atom in an endpoint relaxation
 SHIFT_FACTOR = 2.0
+BELOW_LIMIT = 0.05  # eV: an image this far below the initial endpoint
+BELOW_FACTOR = 2.0
 DISAGREEMENT_Z = 3.0
 
 
@@ -132,6 +137,10 @@ def neb_sigma(result: RefinedHop, *, sigma: float | None = None) -> tuple[float,
         s *= SHIFT_FACTOR
         reasons.append(f"an endpoint atom moved {shift:.2f} A > {SHIFT_LIMIT:g} A in relaxation "
                        f"(x{SHIFT_FACTOR:g})")
+    images = [e for e in result.energies[1:-1] if math.isfinite(e)]
+    if images and min(images) < -BELOW_LIMIT:
+        s *= BELOW_FACTOR
+        reasons.append(f"an image lies {-min(images):.2f} eV below the initial endpoint (x{BELOW_FACTOR:g})")
     return s, reasons
 
 
