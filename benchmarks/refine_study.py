@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import time
 from pathlib import Path
 
@@ -41,14 +42,17 @@ OOF = "docs/study/cv-grouped-v1/cv_predictions.csv"
 JSONL = "runs/refine-study/neb.jsonl"
 
 
-def _done(jsonl: Path) -> set[tuple[str, str]]:
+DEFAULT_RECIPE = "ci-neb fmax 0.1, 3 images"
+
+
+def _done(jsonl: Path) -> set[tuple[str, str, str]]:
     if not jsonl.exists():
         return set()
     out = set()
     for line in jsonl.read_text().splitlines():
         if line.strip():
             r = json.loads(line)
-            out.add((r["potential"], r["hop"]))
+            out.add((r["potential"], r["hop"], r.get("recipe", DEFAULT_RECIPE)))
     return out
 
 
@@ -69,7 +73,7 @@ def run(args: argparse.Namespace) -> None:
     jsonl = Path(args.jsonl)
     jsonl.parent.mkdir(parents=True, exist_ok=True)
     done = _done(jsonl)
-    todo = [h for h in args.hops if (args.calculator, h) not in done]
+    todo = [h for h in args.hops if (args.calculator, h, args.recipe) not in done]
     if not todo:
         return
     calc = make_calculator(args.calculator, device="cpu")
@@ -78,10 +82,13 @@ def run(args: argparse.Namespace) -> None:
         hop = data.hops[i]
         t0 = time.perf_counter()
         workdir = Path(args.output) / args.calculator / hop_dirname(i, name)
+        if args.recipe != DEFAULT_RECIPE:
+            workdir = Path(args.output) / "recipes" / re.sub(r"[^A-Za-z0-9.]+", "_", args.recipe) / \
+                args.calculator / hop_dirname(i, name)
         try:
             res = refine(hop, calc, fmax=args.fmax, relax_fmax=args.relax_fmax, steps=args.steps,
                          n_images=args.n_images, time_limit=args.time_limit, workdir=workdir, name=name,
-                         climb=not args.no_climb)
+                         climb=not args.no_climb, loose_fmax=args.loose_fmax)
             rec = res.to_dict()
         except Exception as exc:  # a potential that fails on this hop is a measured failure
             rec = {"error": f"{type(exc).__name__}: {exc}"}
@@ -108,9 +115,10 @@ def main() -> None:
     r.add_argument("--steps", type=int, default=200)
     r.add_argument("--n-images", type=int, default=3)
     r.add_argument("--no-climb", action="store_true")
+    r.add_argument("--loose-fmax", type=float, default=None, help="plain NEB to this tolerance, then climb")
     r.add_argument("--time-limit", type=float, default=600.0, help="seconds per NEB (this call)")
     r.add_argument("--threads", type=int, default=1)
-    r.add_argument("--recipe", default="ci-neb fmax 0.1, 3 images")
+    r.add_argument("--recipe", default=DEFAULT_RECIPE, help="label of the settings (part of the key)")
     r.add_argument("--output", default="runs/refine-study")
     r.add_argument("--jsonl", default=JSONL)
     p = sub.add_parser("report", help="tables from the JSONL and the network's out-of-fold predictions")
@@ -207,8 +215,10 @@ def report(args: argparse.Namespace) -> None:
     output = Path(args.jsonl).parent
     latest: dict[tuple[str, str], dict] = {}
     for r in recs:
-        latest[(r["potential"], r["hop"])] = r
-    out: dict = {"network": "grouped 5-fold CV out-of-fold (docs/study/cv-grouped-v1), em_std: card's "
+        if r.get("recipe", DEFAULT_RECIPE) == DEFAULT_RECIPE:
+            latest[(r["potential"], r["hop"])] = r
+    out: dict = {"recipes": _recipes(recs),
+                 "network": "grouped 5-fold CV out-of-fold (docs/study/cv-grouped-v1), em_std: card's "
                  "calibrated error bar of the grouped and random CV runs", "potentials": {}}
     lines = []
     for pot in dict.fromkeys(p for p, _ in latest):
@@ -278,11 +288,29 @@ def report(args: argparse.Namespace) -> None:
     common = _common(out["potentials"])
     out["common_hops"] = common
     print("\n\n".join(lines))
+    print("\nrecipes (paired with the default on the same hop):", json.dumps(out["recipes"], indent=1))
     print("\nsame hops for every potential:", json.dumps(common, indent=1))
     if default:
         print("\nselection on all TRAIN:", json.dumps(out["selection_all_train"], indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1))
+
+
+def _recipes(recs: list[dict]) -> list[dict]:
+    """Each non-default recipe beside the default one on the same potential and hop."""
+    base = {(r["potential"], r["hop"]): r for r in recs
+            if r.get("recipe", DEFAULT_RECIPE) == DEFAULT_RECIPE and not r.get("error")}
+    out = []
+    for r in recs:
+        b = base.get((r["potential"], r["hop"]))
+        if r.get("recipe", DEFAULT_RECIPE) == DEFAULT_RECIPE or b is None or r.get("error"):
+            continue
+        out.append({"potential": r["potential"], "hop": r["hop"], "recipe": r["recipe"], "dft": r["dft"],
+                    "em_forward": r["em_forward"], "default_em_forward": b["em_forward"],
+                    "difference": r["em_forward"] - b["em_forward"], "steps": r["steps"],
+                    "default_steps": b["steps"], "seconds": r["seconds"], "default_seconds": b["seconds"],
+                    "converged": r["converged"]})
+    return out
 
 
 def _accuracy(values: np.ndarray, dft: np.ndarray, thr: float) -> float:

@@ -87,6 +87,7 @@ def refine(
     relax_steps: int = DEFAULT_RELAX_STEPS,
     optimizer: Literal["FIRE", "BFGS"] = "FIRE",
     climb: bool = True,
+    loose_fmax: float | None = None,
     k: float = DEFAULT_SPRING,
     time_limit: float | None = None,
     predictor: EmPredictor | None = None,
@@ -110,6 +111,9 @@ def refine(
         relax_steps: largest number of steps of each endpoint relaxation.
         optimizer: NEB optimizer, ``"FIRE"`` or ``"BFGS"``.
         climb: climbing image on (the default) or off.
+        loose_fmax: with ``climb``: first a plain NEB (no climbing image) to this force
+            tolerance (eV/A), then the climbing image on until ``fmax``; the steps of both
+            count against ``steps``. Applies to a fresh run only (a resumed run climbs).
         k: spring constant (eV/A^2).
         time_limit: stop the NEB after this many seconds (this call), reported as not
             converged; resume with the same workdir.
@@ -128,6 +132,9 @@ def refine(
             compute this structure (:class:`~ase_em.neb.potentials.PotentialError`).
     """
     _check_settings(fmax, steps, n_images, relax_steps, optimizer, k)
+    if loose_fmax is not None and not (isinstance(loose_fmax, (int, float)) and loose_fmax > fmax):
+        raise RefineSettingsError(f"loose_fmax must be a force tolerance above fmax = {fmax:g} eV/A, "
+                                  f"got {loose_fmax!r}")
     hop = _to_hop(hop)
     label = name or hop.name or "hop"
     calc = make_calculator(calculator, device=device)
@@ -150,13 +157,23 @@ def refine(
     remaining = max(steps - done, 0)
     t_neb = time.perf_counter()
     run.attach(opt, t_start)
+    stages = [(climb, fmax)]
+    if loose_fmax is not None and climb and done == 0:  # a fresh run: plain NEB first, then climb
+        stages.insert(0, (False, loose_fmax))
     try:
         with opt:
-            for converged in opt.irun(fmax=fmax, steps=remaining):
-                if time_limit is not None and time.perf_counter() - t_neb > time_limit and not converged:
-                    logger.warning("%s: NEB stopped at the time limit (%g s); rerun with the workdir to "
-                                   "resume", label, time_limit)
+            for stage_climb, stage_fmax in stages:
+                neb.climb = stage_climb
+                stopped = False
+                for converged in opt.irun(fmax=stage_fmax, steps=max(remaining - opt.nsteps, 0)):
+                    if time_limit is not None and time.perf_counter() - t_neb > time_limit and not converged:
+                        logger.warning("%s: NEB stopped at the time limit (%g s); rerun with the workdir to "
+                                       "resume", label, time_limit)
+                        stopped = True
+                        break
+                if stopped:
                     break
+            neb.climb = climb
         forces = neb.get_forces()  # (n_images * natoms, 3): the NEB forces at the final band
     except AseEmError:
         raise

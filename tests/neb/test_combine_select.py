@@ -160,7 +160,8 @@ def test_bottleneck_candidates_of_a_migration_graph():
     from pymatgen.analysis.diffusion.neb.full_path_mapper import MigrationGraph
     from pymatgen.core import Lattice, Structure
 
-    fcc = Structure.from_spacegroup("Fm-3m", Lattice.cubic(3.61), ["Cu"], [[0, 0, 0]]).get_primitive_structure()
+    fcc = Structure.from_spacegroup("Fm-3m", Lattice.cubic(3.61), ["Cu"], [[0, 0, 0]])
+    fcc = fcc.get_primitive_structure()
     mg = MigrationGraph.with_distance(fcc, "Cu", max_distance=3.7)
     length = {lab: d["hop"].length for lab, d in mg.unique_hops.items()}
     nn, nnn = sorted(length, key=length.get)
