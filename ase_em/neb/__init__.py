@@ -14,8 +14,8 @@ Modules: :mod:`~ase_em.neb.neb` (one hop: endpoints, IDPP, CI-NEB, checkpoints),
 :mod:`~ase_em.neb.potentials` (the potential), :mod:`~ase_em.neb.result`
 (:class:`RefinedHop`, barrier definitions, plot), :mod:`~ase_em.neb.batch`
 (:func:`refine_many`), :mod:`~ase_em.neb.combine` (one barrier from the network's and
-the NEB's), :mod:`~ase_em.neb.select` (which hops to refine), :mod:`~ase_em.neb.on_graph` (refined barriers on a
-``MigrationGraph`` and its percolation), :mod:`~ase_em.cli.refine` (``ase-em refine``).
+the NEB's), :mod:`~ase_em.neb.select` (which hops to refine), :mod:`~ase_em.neb.on_graph`
+(refined barriers on a ``MigrationGraph`` and its percolation), :mod:`~ase_em.cli.refine` (``ase-em refine``).
 """
 
 from __future__ import annotations
