@@ -127,6 +127,7 @@ def main() -> None:
     p.add_argument("--oof", default=OOF)
     p.add_argument("--threshold", type=float, default=0.65)
     p.add_argument("--json", default=None)
+    p.add_argument("--markdown", default=None, help="write the tables of docs/refine.md to this file")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.step == "run":
@@ -294,6 +295,63 @@ def report(args: argparse.Namespace) -> None:
         print("\nselection on all TRAIN:", json.dumps(out["selection_all_train"], indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1))
+    if args.markdown:
+        Path(args.markdown).write_text(markdown(out))
+
+
+def _f(x, fmt=".3f") -> str:
+    return "-" if x is None else format(x, fmt)
+
+
+def markdown(out: dict) -> str:
+    """The study's tables as Markdown."""
+    t = ["| potential | hops | failed | converged | NEB MAE | NEB R2 | network MAE | combined MAE | "
+         "combined - network (95 % CI) | combined - NEB (95 % CI) | corr. of errors | "
+         "within 1 / 2 sigma (combined) | s per hop (median, max) |", "|" + " --- |" * 13]
+    for pot, r in out["potentials"].items():
+        a, b = r["paired_combined_minus_network"], r["paired_combined_minus_neb"]
+        t.append(f"| {pot} | {r['n']} | {len(r['failed'])} | {r['n_converged']} | "
+                 f"{r['mae_neb_forward']:.3f} | "
+                 f"{r['r2_neb_forward']:.2f} | {r['mae_network']:.3f} | {r['mae_combined']:.3f} | "
+                 f"{a[0]:+.3f} ({a[1]:+.3f}, {a[2]:+.3f}) | {b[0]:+.3f} ({b[1]:+.3f}, {b[2]:+.3f}) | "
+                 f"{r['corr_errors_network_neb']:+.2f} | {r['within_1_sigma']['combined']:.2f} / "
+                 f"{r['within_2_sigma']['combined']:.2f} | {r['seconds_per_hop']['median']:.0f}, "
+                 f"{r['seconds_per_hop']['max']:.0f} |")
+    c = out.get("common_hops") or {}
+    if c.get("n"):
+        t += ["", f"Same {c['n']} hops for every potential: " + ", ".join(c["hops"]), "",
+              "| potential | NEB MAE | network MAE | combined MAE | mean s per hop |", "|" + " --- |" * 5]
+        for pot, v in c.items():
+            if isinstance(v, dict):
+                t.append(f"| {pot} | {v['mae_neb']:.3f} | {v['mae_network']:.3f} | "
+                         f"{v['mae_combined']:.3f} | "
+                         f"{v['seconds_mean']:.0f} |")
+    for pot, r in out["potentials"].items():
+        t += ["", f"Classification at the threshold, {pot} hops (n = {r['n_ok']}):", "",
+              "| budget | hops refined | auto (straddle): NEB | auto (straddle): combined | by em_std: NEB | "
+              "random choice: NEB |", "|" + " --- |" * 6]
+        for s in r["selection"]:
+            t.append(f"| {s['budget']:.0%} | {s['hops_refined']} | {s['straddle_neb']:.3f} | "
+                     f"{s['straddle_combined']:.3f} | {s['std_neb']:.3f} | {s['random_neb']:.3f} |")
+        break
+    for pot, r in out["potentials"].items():
+        t += ["", f"Per hop, {pot}:", "", "| hop | atoms | DFT | network (OOF) | NEB | NEB sigma | "
+              "combined | converged | endpoint shift (A) | inflated | s |", "|" + " --- |" * 11]
+        for h in r["hops"]:
+            t.append(f"| {h['hop']} | {h['atoms']} | {h['dft']:.3f} | "
+                     f"{h['network']:.3f} +- {h['network_std']:.2f} | "
+                     f"{h['neb']:.3f} | {h['neb_std']:.2f} | {h['combined']:.3f} +- {h['combined_std']:.2f} | "
+                     f"{'yes' if h['converged'] else 'no'} | {_f(h['endpoint_shift'], '.2f')} | "
+                     f"{'; '.join(h['inflated']) or '-'} | {h['seconds']:.0f} |")
+    if out.get("recipes"):
+        t += ["", "| hop | recipe | Em forward | default (3 images, CI from the start) | difference | steps "
+              "(default) | s (default) |", "|" + " --- |" * 7]
+        for r in out["recipes"]:
+            t.append(f"| {r['hop']} | {r['recipe']} | {r['em_forward']:.3f} | "
+                     f"{r['default_em_forward']:.3f} | "
+                     f"{r['difference']:+.3f} | {r['steps']} ({r['default_steps']}) | {r['seconds']:.0f} "
+                     f"({r['default_seconds']:.0f}) |")
+    return "\n".join(t) + "\n"
 
 
 def _recipes(recs: list[dict]) -> list[dict]:
