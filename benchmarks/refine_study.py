@@ -340,7 +340,8 @@ def markdown(out: dict) -> str:
         for h in r["hops"]:
             t.append(f"| {h['hop']} | {h['atoms']} | {h['dft']:.3f} | "
                      f"{h['network']:.3f} +- {h['network_std']:.2f} | "
-                     f"{h['neb']:.3f} | {h['neb_std']:.2f} | {h['combined']:.3f} +- {h['combined_std']:.2f} | "
+                     f"{h['neb']:.3f} | {h['neb_std']:.2f} | "
+                     f"{h['combined']:.3f} +- {h['combined_std']:.2f} | "
                      f"{'yes' if h['converged'] else 'no'} | {_f(h['endpoint_shift'], '.2f')} | "
                      f"{'; '.join(h['inflated']) or '-'} | {h['seconds']:.0f} |")
     if out.get("recipes"):
