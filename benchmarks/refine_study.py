@@ -345,8 +345,8 @@ def markdown(out: dict) -> str:
                      f"{'yes' if h['converged'] else 'no'} | {_f(h['endpoint_shift'], '.2f')} | "
                      f"{'; '.join(h['inflated']) or '-'} | {h['seconds']:.0f} |")
     if out.get("recipes"):
-        t += ["", "| hop | recipe | Em forward | default (3 images, CI from the start) | difference | steps "
-              "(default) | s (default) |", "|" + " --- |" * 7]
+        t += ["", "| hop | recipe | Em forward | default (3 images, CI from the start) | difference | "
+              "NEB steps (default) | s (default) |", "|" + " --- |" * 7]
         for r in out["recipes"]:
             t.append(f"| {r['hop']} | {r['recipe']} | {r['em_forward']:.3f} | "
                      f"{r['default_em_forward']:.3f} | "
@@ -357,12 +357,14 @@ def markdown(out: dict) -> str:
 
 def _recipes(recs: list[dict]) -> list[dict]:
     """Each non-default recipe beside the default one on the same potential and hop."""
-    base = {(r["potential"], r["hop"]): r for r in recs
-            if r.get("recipe", DEFAULT_RECIPE) == DEFAULT_RECIPE and not r.get("error")}
+    paired = " (rerun, paired timing)"  # run back to back with the default rerun under the same load
+    base = {(r["potential"], r["hop"], r.get("recipe", DEFAULT_RECIPE)): r for r in recs if not r.get("error")}
     out = []
     for r in recs:
-        b = base.get((r["potential"], r["hop"]))
-        if r.get("recipe", DEFAULT_RECIPE) == DEFAULT_RECIPE or b is None or r.get("error"):
+        recipe = r.get("recipe", DEFAULT_RECIPE)
+        default = DEFAULT_RECIPE + paired if recipe.endswith(paired) else DEFAULT_RECIPE
+        b = base.get((r["potential"], r["hop"], default))
+        if recipe == default or b is None or r.get("error"):
             continue
         out.append({"potential": r["potential"], "hop": r["hop"], "recipe": r["recipe"], "dft": r["dft"],
                     "em_forward": r["em_forward"], "default_em_forward": b["em_forward"],
