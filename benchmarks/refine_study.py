@@ -208,7 +208,7 @@ def _r2(y: np.ndarray, x: np.ndarray) -> float:
 
 def report(args: argparse.Namespace) -> None:
     """Per potential: NEB and combined accuracy, calibration, cost; selection study."""
-    from ase_em.neb.combine import SHIFT_LIMIT, combine, neb_sigma
+    from ase_em.neb.combine import SHIFT_LIMIT, UNMEASURED_SIGMA, combine, neb_sigma
 
     names, targets, em_net, std_net = network_oof(args.data, args.oof)
     index = {n: i for i, n in enumerate(names)}
@@ -239,7 +239,7 @@ def report(args: argparse.Namespace) -> None:
         comb, scomb, sneb, scales = [], [], [], []
         for k, r in enumerate(ok):  # leave-one-out: hop k's sigma_0 from the other clean hops
             others = [err2[j] for j in range(len(ok)) if j != k and clean[j]]
-            s0 = float(np.sqrt(np.mean(others))) if others else float("nan")
+            s0 = float(np.sqrt(np.mean(others))) if len(others) >= 3 else UNMEASURED_SIGMA  # too few: default
             s, why = neb_sigma(_as_result(r), sigma=s0)  # the same inflations as ase_em.refine
             r["neb_std_reasons"] = why
             c = combine(float(net[k]), float(snet[k]), float(neb[k]), s)
@@ -358,7 +358,8 @@ def markdown(out: dict) -> str:
 def _recipes(recs: list[dict]) -> list[dict]:
     """Each non-default recipe beside the default one on the same potential and hop."""
     paired = " (rerun, paired timing)"  # run back to back with the default rerun under the same load
-    base = {(r["potential"], r["hop"], r.get("recipe", DEFAULT_RECIPE)): r for r in recs if not r.get("error")}
+    base = {(r["potential"], r["hop"], r.get("recipe", DEFAULT_RECIPE)): r
+            for r in recs if not r.get("error")}
     out = []
     for r in recs:
         recipe = r.get("recipe", DEFAULT_RECIPE)
