@@ -126,6 +126,12 @@ def main() -> None:
     p.add_argument("--jsonl", default=JSONL)
     p.add_argument("--oof", default=OOF)
     p.add_argument("--threshold", type=float, default=0.65)
+    p.add_argument("--sigma-rule", choices=["laplace", "rms"], default="laplace",
+                   help="NEB sigma from the other clean hops: sqrt(2) * MAE (Laplace, as the network's error "
+                   "bar) or the RMS error")
+    p.add_argument("--inflate", default="converged,shift",
+                   help="comma-separated inflations of the NEB sigma (ase_em.neb.combine.neb_sigma: "
+                   "converged, shift, below); '' for none")
     p.add_argument("--json", default=None)
     p.add_argument("--markdown", default=None, help="write the tables of docs/refine.md to this file")
     args = parser.parse_args()
@@ -186,6 +192,12 @@ def _shift_from_workdir(output: Path, rec: dict) -> float | None:
     return max(shifts)
 
 
+def _sigma(err2: list, rule: str) -> float:
+    """The NEB's sigma from squared errors: RMS, or the Laplace standard deviation sqrt(2) * MAE."""
+    e2 = np.asarray(err2, float)
+    return float(np.sqrt(e2.mean())) if rule == "rms" else float(np.sqrt(2.0) * np.sqrt(e2).mean())
+
+
 def _as_result(rec: dict):
     """A RefinedHop from a JSONL record (its fields; other keys dropped)."""
     from dataclasses import fields
@@ -229,7 +241,8 @@ def report(args: argparse.Namespace) -> None:
         for r in ok:
             if r.get("endpoint_shift") is None:
                 r["endpoint_shift"] = _shift_from_workdir(output, r)
-        clean = [not neb_sigma(_as_result(r), sigma=1.0)[1] for r in ok]  # no inflation applies
+        inflate = [x for x in args.inflate.split(",") if x]
+        clean = [not neb_sigma(_as_result(r), sigma=1.0, inflate=inflate)[1] for r in ok]  # none applies
         dft = np.array([r["dft"] for r in ok])
         neb = np.array([r["em_forward"] for r in ok])
         ref = np.array([r["em_reference"] for r in ok])
@@ -239,8 +252,8 @@ def report(args: argparse.Namespace) -> None:
         comb, scomb, sneb, scales = [], [], [], []
         for k, r in enumerate(ok):  # leave-one-out: hop k's sigma_0 from the other clean hops
             others = [err2[j] for j in range(len(ok)) if j != k and clean[j]]
-            s0 = float(np.sqrt(np.mean(others))) if len(others) >= 3 else UNMEASURED_SIGMA  # too few: default
-            s, why = neb_sigma(_as_result(r), sigma=s0)  # the same inflations as ase_em.refine
+            s0 = _sigma(others, args.sigma_rule) if len(others) >= 3 else UNMEASURED_SIGMA  # too few: default
+            s, why = neb_sigma(_as_result(r), sigma=s0, inflate=inflate)  # as ase_em.refine
             r["neb_std_reasons"] = why
             c = combine(float(net[k]), float(snet[k]), float(neb[k]), s)
             comb.append(c.em)
@@ -262,7 +275,9 @@ def report(args: argparse.Namespace) -> None:
             "paired_combined_minus_network": [float(d_cn.mean()), *_boot(d_cn)],
             "paired_combined_minus_neb": [float(d_cp.mean()), *_boot(d_cp)],
             "corr_errors_network_neb": float(np.corrcoef(net - dft, neb - dft)[0, 1]),
-            "sigma_neb_full": float(np.sqrt(err2[np.array(clean, bool)].mean())) if any(clean) else None,
+            "sigma_neb_full": (_sigma(list(err2[np.array(clean, bool)]), args.sigma_rule)
+                               if any(clean) else None),
+            "sigma_rule": args.sigma_rule,
             "within_1_sigma": {"combined": float(np.mean(e_comb <= scomb)),
                                "neb": float(np.mean(e_neb <= sneb)),
                                "network": float(np.mean(e_net <= snet))},

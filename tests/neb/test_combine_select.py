@@ -98,7 +98,8 @@ def test_neb_sigma_grows_when_not_converged_endpoints_moved_or_an_image_is_lower
     s, why = neb_sigma(fake)
     assert s == pytest.approx(base * NOT_CONVERGED_FACTOR * SHIFT_FACTOR) and "moved 1.70 A" in why[1]
     fake.converged, fake.endpoint_shift, fake.energies = True, 0.2, [0.0, -0.3, 0.4, -0.3, 0.0]
-    s, why = neb_sigma(fake, sigma=0.1)
+    assert neb_sigma(fake, sigma=0.1) == (0.1, [])  # not one of the default inflations
+    s, why = neb_sigma(fake, sigma=0.1, inflate=("converged", "shift", "below"))
     assert s == pytest.approx(0.1 * BELOW_FACTOR) and "0.30 eV below the initial endpoint" in why[0]
 
 
