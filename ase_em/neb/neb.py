@@ -48,7 +48,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_FMAX = 0.05  # eV/A: NEB force tolerance (the usual DFT-NEB setting)
 DEFAULT_STEPS = 300  # NEB optimizer steps
-DEFAULT_N_IMAGES = 3  # moving images: 5 moved the barrier <= 0.02 eV on checked hops, 1 failed (docs/refine.md)
+DEFAULT_N_IMAGES = 3  # moving images; 5 moved the barrier <= 0.02 eV, 1 failed (docs/refine.md)
 DEFAULT_RELAX_STEPS = 200  # steps of each endpoint relaxation
 DEFAULT_SPRING = 0.1  # eV/A^2, ASE's default spring constant
 STATE_VERSION = 1
