@@ -10,7 +10,8 @@ Cases:
         supercell of the primitive cell (24 sites, one Li removed); the Li hops a/2 = 2.31 A
         into the vacancy.
     na3ocl: Na vacancy hop in antiperovskite Na3OCl (Pm-3m, a = 4.50 A; Na 3c at the face
-        centres, around O at 1b; Cl 1a), a 2x2x2 supercell (40 sites, one Na removed); Na hops a/sqrt(2) = 3.18 A.
+        centres, around O at 1b; Cl 1a), a 2x2x2 supercell (40 sites, one Na removed); Na hops
+        a/sqrt(2) = 3.18 A.
 
 Usage (SevenNet-0 needs ``pip install "ase-em[neb]"``)::
 
