@@ -4,9 +4,11 @@ The network gives ``em +- em_std`` (the calibrated error bar of :mod:`ase_em.mod
 a NEB with an interatomic potential gives ``em_forward`` with an error of its own, which
 :func:`neb_sigma` states:
 
-- ``sigma_0``: the potential's calibrated error, the root mean square of (NEB - DFT) on the
-  TRAIN hops of ``benchmarks/refine_study.py`` (:data:`NEB_SIGMA`; a potential that was not
-  measured gets :data:`UNMEASURED_SIGMA`, the largest measured one);
+- ``sigma_0``: the potential's calibrated error, ``sqrt(2)`` times the mean absolute error
+  of (NEB - DFT) on the TRAIN hops of ``benchmarks/refine_study.py`` (the standard deviation
+  of a Laplace error, as the network's error bar; the RMS error, dominated by one hop 2 eV
+  off, made the combination worse), :data:`NEB_SIGMA`; a potential that was not measured
+  gets :data:`UNMEASURED_SIGMA`, the largest measured one;
 - times :data:`NOT_CONVERGED_FACTOR` when the NEB (or an endpoint relaxation) did not reach
   its force tolerance;
 - times :data:`SHIFT_FACTOR` when an atom of a relaxed endpoint moved more than
