@@ -5,6 +5,8 @@ that builds one (what a process pool needs: each worker builds its own), or as a
 
 - ``"sevennet-0"`` (default; alias ``"7net-0"``): SevenNet-0 from the ``sevenn`` wheel
   (``pip install "ase-em[neb]"``); its weights ship inside the wheel, nothing is downloaded.
+  The default because it had the lowest NEB error against DFT of the four named here, at a
+  middle cost, on the TRAIN study of ``docs/refine.md``.
 - ``"sevennet-mf-0"`` (its PBE head, ``modal="PBE"``) and ``"sevennet-l3i5"``: the other
   SevenNet models whose weights ship in the ``sevenn`` wheel.
 - ``"chgnet"``: CHGNet from the ``chgnet`` wheel (``pip install chgnet``), weights in the wheel.
