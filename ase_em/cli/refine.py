@@ -12,6 +12,7 @@ import sys
 from ase_em.cli._args import positive_int
 from ase_em.errors import AseEmError
 from ase_em.neb.neb import DEFAULT_FMAX, DEFAULT_N_IMAGES, DEFAULT_RELAX_STEPS, DEFAULT_STEPS
+from ase_em.neb.select import DEFAULT_THRESHOLD
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -39,11 +40,22 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="with --from: the row ids (default: every row with status ok)")
     p.add_argument("--dimension", type=int, choices=[1, 2, 3], nargs="+", default=[3],
                    help="with --from: percolation dimensions whose bottleneck hops are refined (default 3)")
+    p.add_argument("--select", choices=["all", "auto"], default="all",
+                   help="with --from: 'all' refines every bottleneck hop of every row (default); 'auto' "
+                   "refines the --budget bottleneck hops over all rows whose refinement can change a "
+                   "decision (ranked by --rule), and prints each choice with its reason")
+    p.add_argument("--budget", type=_non_negative_int, default=None, metavar="N",
+                   help="with --select auto: how many hops to refine (required)")
+    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+                   help=f"with --select auto: the decision threshold, eV (default {DEFAULT_THRESHOLD})")
+    p.add_argument("--rule", choices=["straddle", "std"], default="straddle",
+                   help="with --select auto: rank by how far the network's uncertainty straddles --threshold "
+                   "(default) or by em_std")
     p.add_argument("--workers", type=positive_int, default=1, help="with --from: worker processes over hops")
     p.add_argument("--ion-index", type=int, default=None, help="index of the migrating ion")
     p.add_argument("--calculator", default="sevennet-0",
-                   help="potential: sevennet-0 (default; pip install 'ase-em[neb]'), emt, "
-                   "or package.module:factory")
+                   help="potential: sevennet-0 (default; pip install 'ase-em[neb]'), sevennet-mf-0, "
+                   "sevennet-l3i5, chgnet (pip install chgnet), emt, or package.module:factory")
     p.add_argument("--device", default=None, help="torch device of the potential (default: cuda if present)")
     p.add_argument("--fmax", type=_positive, default=DEFAULT_FMAX,
                    help=f"NEB force tolerance, eV/A (default {DEFAULT_FMAX})")
@@ -65,6 +77,17 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads, >= 1 (default 1)")
     p.set_defaults(func=cmd_refine)
     return p
+
+
+def _non_negative_int(text: str) -> int:
+    """Type of --budget: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0 (got {text})")
+    return value
 
 
 def _positive(text: str) -> float:
@@ -120,6 +143,8 @@ def cmd_refine(args: argparse.Namespace) -> int:
         for path in (args.plot, args.write_images):
             if path:
                 print(f"wrote {path}")
+    if result.combine_warning:
+        print(f"ase-em refine: warning: {result.combine_warning}", file=sys.stderr)
     if not result.converged:
         print(f"ase-em refine: warning: the NEB did not converge (largest force {result.max_force:.3f} "
               f"eV/A > fmax {result.fmax:g}); rerun with --workdir and more --steps to continue",
@@ -134,10 +159,15 @@ def _refine_db(args: argparse.Namespace) -> int:
 
     if args.initial or args.final or args.images:
         raise AseEmError("give either --from DB or structures (INITIAL FINAL / --images), not both")
+    if args.select == "auto" and args.budget is None:
+        raise AseEmError("--select auto needs --budget N (how many hops to refine)")
+    if args.select != "auto" and args.budget is not None:
+        raise AseEmError("--budget goes with --select auto")
     set_threads(args.threads)
     out = refine_screen_rows(
         args.from_db, args.rows, args.calculator, dimensions=args.dimension, workdir=args.workdir,
-        workers=args.workers, threads=args.threads or 1, fmax=args.fmax, steps=args.steps,
+        workers=args.workers, threads=args.threads or 1, budget=args.budget, threshold=args.threshold,
+        rule=args.rule, fmax=args.fmax, steps=args.steps,
         n_images=args.n_images, relax_steps=args.relax_steps, optimizer=args.optimizer,
         time_limit=args.time_limit, device=args.device,
     )
@@ -146,17 +176,23 @@ def _refine_db(args: argparse.Namespace) -> int:
         summary[row_id] = {
             "percolation_refined": res["percolation_refined"],
             "refined": {lab: r.to_dict() for lab, r in res["refined"].items()},
+            "chosen": [{"hop": c.key[1], "reason": c.reason} for c in res["chosen"]],
         }
         if not args.json:
+            for c in res["chosen"]:
+                print(f"chosen: row {row_id} hop {c.key[1]}: {c.reason}")
             perc = ", ".join(f"{d}D {e:.3f} eV" if e is not None else f"{d}D none"
                              for d, e in res["percolation_refined"].items())
             print(f"row {row_id}: refined percolation barrier {perc}")
             for lab, r in res["refined"].items():
                 print(f"  hop {lab}: {r.summary()}")
+                if r.combine_warning:
+                    print(f"ase-em refine: warning: row {row_id} hop {lab}: {r.combine_warning}",
+                          file=sys.stderr)
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
-        print(f"stored in {args.from_db} (em_<d>d_refined, data 'refined')")
+        print(f"stored in {args.from_db} (em_<d>d_refined, em_<d>d_combined, data 'refined')")
     return 0
 
 
@@ -167,9 +203,15 @@ def _report(r) -> str:
         f"refined Em (max - min along the path):      {r.em_reference:.3f} eV",
         f"backward barrier (E_saddle - E_final):      {r.em_backward:.3f} eV",
     ]
+    if r.em_neb_std is not None:
+        why = f" ({'; '.join(r.neb_std_reasons)})" if r.neb_std_reasons else ""
+        lines.append(f"NEB uncertainty:                            {r.em_neb_std:.3f} eV{why}")
     if r.em_network is not None:
         std = f" +- {r.em_network_std:.3f}" if r.em_network_std is not None else ""
         lines.append(f"network Em:                                 {r.em_network:.3f}{std} eV")
+    if r.em_combined is not None:
+        lines.append(f"combined Em (network and NEB):              {r.em_combined:.3f} +- "
+                     f"{r.em_combined_std:.3f} eV")
     profile = " ".join(f"{e:.3f}" for e in r.energies)
     lines += [
         f"energy profile (eV, relative to the initial endpoint): {profile}",

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ase_em.errors import AseEmError
+from ase_em.neb.combine import combine_result
 from ase_em.neb.neb import _to_hop, refine
 from ase_em.neb.potentials import CalculatorLike, make_calculator
 from ase_em.neb.result import RefinedHop
@@ -103,6 +104,7 @@ def refine_many(
     if predictor is not None:
         for res, net in zip(out, predictor.predict(hop_list), strict=True):
             res.em_network, res.em_network_std = net.em, net.em_std
+            combine_result(res)
     return out
 
 

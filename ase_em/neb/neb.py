@@ -37,6 +37,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 
 from ase_em.errors import AseEmError, PotentialError, RefineSettingsError
 from ase_em.hops import Hop, as_hop
+from ase_em.neb.combine import combine_result
 from ase_em.neb.potentials import CalculatorLike, calculator_name, make_calculator
 from ase_em.neb.result import RefinedHop
 
@@ -47,7 +48,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_FMAX = 0.05  # eV/A: NEB force tolerance (the usual DFT-NEB setting)
 DEFAULT_STEPS = 300  # NEB optimizer steps
-DEFAULT_N_IMAGES = 5  # moving images between the endpoints
+DEFAULT_N_IMAGES = 3  # moving images; 5 moved the barrier <= 0.02 eV, 1 failed (docs/refine.md)
 DEFAULT_RELAX_STEPS = 200  # steps of each endpoint relaxation
 DEFAULT_SPRING = 0.1  # eV/A^2, ASE's default spring constant
 STATE_VERSION = 1
@@ -86,6 +87,7 @@ def refine(
     relax_steps: int = DEFAULT_RELAX_STEPS,
     optimizer: Literal["FIRE", "BFGS"] = "FIRE",
     climb: bool = True,
+    loose_fmax: float | None = None,
     k: float = DEFAULT_SPRING,
     time_limit: float | None = None,
     predictor: EmPredictor | None = None,
@@ -109,6 +111,9 @@ def refine(
         relax_steps: largest number of steps of each endpoint relaxation.
         optimizer: NEB optimizer, ``"FIRE"`` or ``"BFGS"``.
         climb: climbing image on (the default) or off.
+        loose_fmax: with ``climb``: first a plain NEB (no climbing image) to this force
+            tolerance (eV/A), then the climbing image on until ``fmax``; the steps of both
+            count against ``steps``. Applies to a fresh run only (a resumed run climbs).
         k: spring constant (eV/A^2).
         time_limit: stop the NEB after this many seconds (this call), reported as not
             converged; resume with the same workdir.
@@ -127,6 +132,9 @@ def refine(
             compute this structure (:class:`~ase_em.neb.potentials.PotentialError`).
     """
     _check_settings(fmax, steps, n_images, relax_steps, optimizer, k)
+    if loose_fmax is not None and not (isinstance(loose_fmax, (int, float)) and loose_fmax > fmax):
+        raise RefineSettingsError(f"loose_fmax must be a force tolerance above fmax = {fmax:g} eV/A, "
+                                  f"got {loose_fmax!r}")
     hop = _to_hop(hop)
     label = name or hop.name or "hop"
     calc = make_calculator(calculator, device=device)
@@ -138,7 +146,7 @@ def refine(
     initial, final = endpoints_from_hop(hop)
     relaxed, relax_ok, n_relax = [], [], 0
     for role, atoms in (("initial", initial), ("final", final)):
-        end, ok, n = _relax(atoms, calc, role, run, relax_fmax or fmax, relax_steps, label)
+        end, ok, n = _relax(atoms.copy(), calc, role, run, relax_fmax or fmax, relax_steps, label)
         relaxed.append(end)
         relax_ok.append(ok)
         n_relax += n
@@ -149,13 +157,23 @@ def refine(
     remaining = max(steps - done, 0)
     t_neb = time.perf_counter()
     run.attach(opt, t_start)
+    stages = [(climb, fmax)]
+    if loose_fmax is not None and climb and done == 0:  # a fresh run: plain NEB first, then climb
+        stages.insert(0, (False, loose_fmax))
     try:
         with opt:
-            for converged in opt.irun(fmax=fmax, steps=remaining):
-                if time_limit is not None and time.perf_counter() - t_neb > time_limit and not converged:
-                    logger.warning("%s: NEB stopped at the time limit (%g s); rerun with the workdir to "
-                                   "resume", label, time_limit)
+            for stage_climb, stage_fmax in stages:
+                neb.climb = stage_climb
+                stopped = False
+                for converged in opt.irun(fmax=stage_fmax, steps=max(remaining - opt.nsteps, 0)):
+                    if time_limit is not None and time.perf_counter() - t_neb > time_limit and not converged:
+                        logger.warning("%s: NEB stopped at the time limit (%g s); rerun with the workdir to "
+                                       "resume", label, time_limit)
+                        stopped = True
+                        break
+                if stopped:
                     break
+            neb.climb = climb
         forces = neb.get_forces()  # (n_images * natoms, 3): the NEB forces at the final band
     except AseEmError:
         raise
@@ -170,14 +188,24 @@ def refine(
     if not all(relax_ok):
         logger.warning("%s: an endpoint relaxation did not reach %g eV/A in %d steps",
                        label, relax_fmax or fmax, relax_steps)
+    result.endpoint_shift = max(_shift(a, b) for a, b in zip((initial, final), relaxed, strict=True))
     if predictor is not None:
         network = predictor.predict_one(hop)
         result.em_network, result.em_network_std = network.em, network.em_std
+    combine_result(result)
     logger.info("%s", result.summary())
     return result
 
 
 # ---------------------------------------------------------------------- stages
+
+
+def _shift(before: Atoms, after: Atoms) -> float:
+    """Largest displacement (A) of an atom between two frames of one structure (minimum image)."""
+    from ase.geometry import find_mic
+
+    d, _ = find_mic(after.positions - before.positions, before.cell, before.pbc)  # (N, 3)
+    return float(np.sqrt((d**2).sum(axis=1)).max())
 
 
 def _relax(

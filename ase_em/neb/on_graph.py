@@ -36,11 +36,12 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 REFINED_KEY = "em_refined"
+COMBINED_KEY = "em_combined"
 
 
-def effective_em(edge_data: Mapping[str, Any]) -> float:
-    """An edge's barrier for percolation: ``em_refined`` where present, else ``em`` (eV)."""
-    refined = edge_data.get(REFINED_KEY)
+def effective_em(edge_data: Mapping[str, Any], key: str = REFINED_KEY) -> float:
+    """An edge's barrier for percolation: ``key`` (``em_refined``) where present, else ``em`` (eV)."""
+    refined = edge_data.get(key)
     if refined is not None and math.isfinite(refined):
         return float(refined)
     return float(edge_data["em"])
@@ -66,6 +67,8 @@ def label_refined(mg: MigrationGraph, refined: Mapping[int, RefinedHop]) -> Migr
             REFINED_KEY: res.em_reference,
             "em_refined_forward": res.em_forward,
             "em_refined_converged": bool(res.converged),
+            COMBINED_KEY: res.em_combined,
+            "em_combined_std": res.em_combined_std,
         })
     for _, _, d in mg.m_graph.graph.edges(data=True):
         d["em_effective"] = effective_em(d)
@@ -73,17 +76,19 @@ def label_refined(mg: MigrationGraph, refined: Mapping[int, RefinedHop]) -> Migr
     return mg
 
 
-def percolation_barriers_refined(mg: MigrationGraph) -> dict[int, float | None]:
+def percolation_barriers_refined(mg: MigrationGraph, key: str = REFINED_KEY) -> dict[int, float | None]:
     """Percolation barriers (eV) with refined barriers where present, else the network's.
 
     Args:
         mg: a labelled MigrationGraph, possibly with ``em_refined`` on some edges.
+        key: the edge value used where present: ``"em_refined"`` (the NEB's max - min) or
+            ``"em_combined"`` (network and NEB combined, :mod:`ase_em.neb.combine`).
 
     Returns:
         ``{1: E1, 2: E2, 3: E3}`` (eV), None where the hops do not percolate
         (:func:`ase_em.crystals.percolation.percolation_barriers`).
     """
-    return percolation_barriers(_edges(mg), n_sites=len(mg.only_sites))
+    return percolation_barriers(_edges(mg, key), n_sites=len(mg.only_sites))
 
 
 def bottleneck_hops(mg: MigrationGraph, dimensions: Iterable[int] = (1, 2, 3)) -> dict[int, list[int]]:
@@ -164,8 +169,8 @@ def refine_bottlenecks(
     return done
 
 
-def _edges(mg: MigrationGraph) -> list[PeriodicEdge]:
+def _edges(mg: MigrationGraph, key: str = REFINED_KEY) -> list[PeriodicEdge]:
     return [
-        PeriodicEdge(int(u), int(v), tuple(int(x) for x in d["to_jimage"]), effective_em(d))
+        PeriodicEdge(int(u), int(v), tuple(int(x) for x in d["to_jimage"]), effective_em(d, key))
         for u, v, d in mg.m_graph.graph.edges(data=True)
     ]

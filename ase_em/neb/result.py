@@ -54,6 +54,15 @@ class RefinedHop:
         energy_initial: absolute energy of the relaxed initial endpoint (eV).
         em_network: the network's Em for this hop (eV), when a predictor was given.
         em_network_std: its uncertainty (eV).
+        endpoint_shift: largest displacement (A) of any atom between the endpoints as the
+            hop gave them and as relaxed, over both endpoints.
+        em_neb_std: uncertainty of ``em_forward`` (eV), :func:`ase_em.neb.combine.neb_sigma`.
+        neb_std_reasons: why ``em_neb_std`` was inflated (not converged, endpoints moved).
+        em_combined: inverse-variance combination of the network's Em and ``em_forward``
+            (eV, :mod:`ase_em.neb.combine`), when the network's Em is known.
+        em_combined_std: its uncertainty (eV).
+        combine_warning: set when the network and the NEB disagree by far more than both
+            uncertainties.
         error: why the refinement failed (batch runs keep going), else None.
         images: the final band (relaxed endpoints and images); not serialised.
     """
@@ -76,6 +85,12 @@ class RefinedHop:
     energy_initial: float
     em_network: float | None = None
     em_network_std: float | None = None
+    endpoint_shift: float | None = None
+    em_neb_std: float | None = None
+    neb_std_reasons: list[str] = field(default_factory=list)
+    em_combined: float | None = None
+    em_combined_std: float | None = None
+    combine_warning: str | None = None
     error: str | None = None
     images: list[Atoms] | None = field(default=None, repr=False, compare=False)
 
@@ -118,6 +133,8 @@ class RefinedHop:
         if self.em_network is not None:
             std = f" +- {self.em_network_std:.3f}" if self.em_network_std is not None else ""
             net = f"; network Em {self.em_network:.3f}{std} eV"
+        if self.em_combined is not None:
+            net += f"; combined {self.em_combined:.3f} +- {self.em_combined_std:.3f} eV"
         state = "converged" if self.converged else f"NOT converged (max force {self.max_force:.3f} eV/A)"
         return (
             f"{self.name}: refined Em {self.em_forward:.3f} eV forward (E_saddle - E_initial), "
@@ -126,12 +143,13 @@ class RefinedHop:
         )
 
     def plot(self, path: str | os.PathLike | None = None, *, ax: Any = None) -> Any:
-        """Energy along the path, with the network's Em and its uncertainty marked.
+        """Energy along the path, with the network's Em, its uncertainty and the combined barrier.
 
         The points are the images; the curve is ASE's force-based spline through them
         (``ase.utils.forcecurve.fit_raw``, as ``NEBTools.plot_band``) when the images carry
         forces, else straight segments. The network's Em is a dashed line above the initial
-        endpoint, its uncertainty a band of +- ``em_network_std``.
+        endpoint, its uncertainty a band of +- ``em_network_std``; the combined barrier a
+        diamond with its error bar at mid-path.
 
         Args:
             path: write the figure to this file (PNG, PDF, ...) when given.
@@ -162,6 +180,9 @@ class RefinedHop:
             if self.em_network_std is not None and math.isfinite(self.em_network_std):
                 ax.axhspan(self.em_network - self.em_network_std, self.em_network + self.em_network_std,
                            color="C3", alpha=0.15, lw=0, label=f"+- {self.em_network_std:.2f} eV")
+        if self.em_combined is not None and self.em_combined_std is not None:
+            ax.errorbar([s[-1] * 0.5], [self.em_combined], yerr=[self.em_combined_std], fmt="D", color="C2",
+                        capsize=3, label=f"combined {self.em_combined:.2f} +- {self.em_combined_std:.2f} eV")
         ax.set_xlabel("reaction coordinate (A)")
         ax.set_ylabel("E - E(initial) (eV)")
         title = self.name if self.converged else f"{self.name} (NEB not converged)"

@@ -327,3 +327,12 @@ def test_refine_from_a_screening_database_stores_refined_barriers_in_its_rows(tm
     assert row.data["hops"][0]["em"] == em_network  # the network's barrier stays beside it
     with pytest.raises(ScreenRowError, match="no row 7"):
         refine_screen_rows(db, [7], "emt")
+
+
+def test_loose_neb_then_climbing_image_reaches_the_same_saddle(cu_hop, cu_refined):
+    result, _ = cu_refined
+    two_stage = refine(cu_hop, "emt", loose_fmax=0.5, **SETTINGS)
+    assert two_stage.converged and two_stage.max_force < SETTINGS["fmax"]
+    assert two_stage.em_forward == pytest.approx(result.em_forward, abs=0.005)
+    with pytest.raises(RefineSettingsError, match="loose_fmax must be a force tolerance above fmax"):
+        refine(cu_hop, "emt", loose_fmax=0.05, **SETTINGS)
