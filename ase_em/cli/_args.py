@@ -34,6 +34,27 @@ def positive_int(text: str) -> int:
     return value
 
 
+def fold_count(text: str) -> int:
+    """Type of ``--folds``: an integer >= 2 (K-fold cross-validation needs two folds)."""
+    value = positive_int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"must be >= 2 (got {value}): cross-validation needs two folds")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """Type of rate and length options for argparse (``--lr``, ``--cutoff``): a finite number > 0."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0 (got {text})")
+    return value
+
+
 def non_negative_float(text: str) -> float:
     """Type of weight options for argparse (``--rank-weight``): a finite number >= 0."""
     import math
@@ -102,11 +123,19 @@ def load_labelled_em619(args: argparse.Namespace):
     Returns:
         The :class:`ase_em.training.data.LabelledHops`.
     """
+    from ase_em.errors import DataFileError
     from ase_em.training.data import load_em619
 
-    data = load_em619(
-        args.data, skip_invalid=args.skip_invalid, allow_implausible=args.allow_implausible_barriers
-    )
+    try:
+        data = load_em619(
+            args.data, skip_invalid=args.skip_invalid, allow_implausible=args.allow_implausible_barriers
+        )
+    except DataFileError as exc:
+        if args.skip_invalid:
+            raise
+        # the same error, with the way past it: bad hops can be skipped, and are then listed
+        exc.args = (f"{exc}\n(--skip-invalid skips and lists the bad records)",)
+        raise
     for line in data.skipped:
         print(f"skipped: {line}", file=sys.stderr)
     for line in data.warnings:

@@ -16,7 +16,14 @@ from collections.abc import Sequence
 
 from ase_em._runtime.threads import DEFAULT_THREADS, THREADS_ENV
 from ase_em._version import __version__
-from ase_em.cli._args import _Parser, check_usage, non_negative_float, positive_int
+from ase_em.cli._args import (
+    _Parser,
+    check_usage,
+    fold_count,
+    non_negative_float,
+    positive_float,
+    positive_int,
+)
 from ase_em.cli.network import cmd_network
 from ase_em.cli.predict import cmd_evaluate, cmd_info, cmd_predict
 from ase_em.cli.training import cmd_finetune, cmd_pretrain, cmd_train
@@ -85,16 +92,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace a model in --output")
     p.add_argument("--name", default=None, help="model name on the card (default: directory name)")
     p.add_argument("--skip-invalid", action="store_true", help="skip (and list) records with invalid hops")
-    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--folds", type=fold_count, default=5)
     p.add_argument("--grouped", action="store_true", help="folds grouped by host compound")
-    p.add_argument("--epochs", type=int, default=60)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--epochs", type=positive_int, default=60)
+    p.add_argument("--batch-size", type=positive_int, default=16)
+    p.add_argument("--lr", type=positive_float, default=2e-3)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--cutoff", type=float, default=8.0, help="neighbour search radius (A)")
-    p.add_argument("--max-neighbors", type=int, default=12)
+    p.add_argument("--cutoff", type=positive_float, default=8.0, help="neighbour search radius (A)")
+    p.add_argument("--max-neighbors", type=positive_int, default=12)
     p.add_argument("--crop-radius", type=float, default=None, help="keep atoms within this of the ion (A)")
-    p.add_argument("--hidden", type=int, default=64)
+    p.add_argument("--hidden", type=positive_int, default=64)
     p.add_argument("--alignn-layers", type=int, default=2)
     p.add_argument("--gcn-layers", type=int, default=2)
     p.add_argument("--readout", choices=["mean", "ion", "path"], default="ion")
@@ -159,13 +166,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--properties", nargs="+", default=["bg", "gv", "ebg", "fe", "ph", "pz", "dc"])
     p.add_argument("--max-per-property", type=int, default=None, help="random subset per property")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--epochs", type=positive_int, default=10)
+    p.add_argument("--batch-size", type=positive_int, default=32)
+    p.add_argument("--lr", type=positive_float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cutoff", type=float, default=8.0)
     p.add_argument("--max-neighbors", type=int, default=8)
-    p.add_argument("--hidden", type=int, default=64)
+    p.add_argument("--hidden", type=positive_int, default=64)
     p.add_argument("--alignn-layers", type=int, default=2)
     p.add_argument("--gcn-layers", type=int, default=2)
     p.add_argument(

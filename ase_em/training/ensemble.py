@@ -21,6 +21,7 @@ import torch
 
 from ase_em._version import __version__
 from ase_em.config import GraphConfig, ModelConfig, TrainConfig
+from ase_em.errors import AseEmError
 from ase_em.model.band import build_band
 from ase_em.model.graph import BandGraph, build_graph, collate
 from ase_em.model.model import EmEnsemble, EmModel
@@ -426,6 +427,11 @@ def train_ensemble(
         locks.enter_context(folder_lock(output, role="output folder"))
         if not workdir.resolve().is_relative_to(Path(output).resolve()):
             locks.enter_context(folder_lock(workdir, role="work folder"))
+        if train_config.folds > len(data.hops):
+            raise AseEmError(
+                f"{data.path or 'the data'}: {len(data.hops)} usable record(s) cannot make "
+                f"{train_config.folds} folds (give at most that many folds)"
+            )
         return _train_ensemble(
             data,
             output,

@@ -189,3 +189,44 @@ def test_predict_imports_neither_plotting_nor_scikit_learn():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "0 False False"
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--folds", "1", "--folds: must be >= 2"),
+        ("--epochs", "0", "--epochs: must be >= 1"),
+        ("--batch-size", "0", "--batch-size: must be >= 1"),
+        ("--lr", "-1", "--lr: must be a finite number > 0"),
+        ("--hidden", "0", "--hidden: must be >= 1"),
+    ],
+)
+def test_train_refuses_bad_settings_in_one_line(tmp_path, capsys, option, value, message):
+    data = tmp_path / "data.json"
+    data.write_text("[]")
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", str(data), "--output", str(tmp_path / "m"), option, value])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2
+    assert message in err and "Traceback" not in err and not (tmp_path / "m").exists()
+
+
+
+def test_train_refuses_more_folds_than_records_and_evaluate_names_skip_invalid(tmp_path, capsys):
+    from ase.io import read
+
+    from tests.conftest import jarvis_dict
+
+    ini, fin = read(LFP / "initial.vasp"), read(LFP / "final.vasp")
+    recs = [{"sys_name": f"h{i}", "target": 0.3, "atoms_ini": jarvis_dict(ini), "atoms_fin": jarvis_dict(fin)}
+            for i in range(3)]
+    data = tmp_path / "d.json"
+    data.write_text(json.dumps(recs))
+    assert main(["train", str(data), "--output", str(tmp_path / "m")]) == 2
+    assert "3 usable record(s) cannot make 5 folds" in capsys.readouterr().err
+    assert not (tmp_path / "m" / ".work").exists()
+    recs[1]["atoms_fin"] = jarvis_dict(ini)  # the ion does not move: a bad record
+    data.write_text(json.dumps(recs))
+    assert main(["evaluate", str(data)]) == 2
+    err = capsys.readouterr().err
+    assert "1 bad row(s)" in err and "h1" in err and "--skip-invalid skips and lists" in err
