@@ -34,6 +34,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    """Type of count options that may be 0 (``--budget``, ``--samples``): an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0 (got {value})")
+    return value
+
+
 def fold_count(text: str) -> int:
     """Type of ``--folds``: an integer >= 2 (K-fold cross-validation needs two folds)."""
     value = positive_int(text)

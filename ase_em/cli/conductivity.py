@@ -8,26 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 
-from ase_em.cli._args import _threads, positive_int
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be > 0 (got {value})")
-    return value
-
-
-def _count(text: str) -> int:
-    value = int(text) if text.lstrip("-").isdigit() else None
-    if value is None or value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0 (got {text!r})")
-    return value
+from ase_em.cli._args import _threads, non_negative_int, positive_float, positive_int
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -49,11 +31,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     p.add_argument("structure", help="crystal with all ion sites occupied, or partial occupancies (CIF, ...)")
     p.add_argument("--ion", required=True, help="mobile ion, e.g. Li")
-    p.add_argument("--T", dest="temperatures", type=_positive_float, nargs="+", default=[300.0],
+    p.add_argument("--T", dest="temperatures", type=positive_float, nargs="+", default=[300.0],
                    metavar="K", help="temperatures (K; default 300)")
-    p.add_argument("--nu", type=_positive_float, default=1e13,
+    p.add_argument("--nu", type=positive_float, default=1e13,
                    help="attempt frequency (Hz; default 1e13; log10 sigma moves by log10(nu/1e13))")
-    p.add_argument("--samples", type=_count, default=200,
+    p.add_argument("--samples", type=non_negative_int, default=200,
                    help="barrier draws for the spread (default 200; 0: none)")
     p.add_argument("--charge", type=int, default=None,
                    help="charge number of the ion (default: Li 1, Mg 2, ...)")

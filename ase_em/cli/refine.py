@@ -9,7 +9,7 @@ import argparse
 import json
 import sys
 
-from ase_em.cli._args import positive_int
+from ase_em.cli._args import non_negative_int, positive_float, positive_int
 from ase_em.errors import AseEmError
 from ase_em.neb.neb import DEFAULT_FMAX, DEFAULT_N_IMAGES, DEFAULT_RELAX_STEPS, DEFAULT_STEPS
 from ase_em.neb.select import DEFAULT_THRESHOLD
@@ -44,7 +44,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="with --from: 'all' refines every bottleneck hop of every row (default); 'auto' "
                    "refines the --budget bottleneck hops over all rows whose refinement can change a "
                    "decision (ranked by --rule), and prints each choice with its reason")
-    p.add_argument("--budget", type=_non_negative_int, default=None, metavar="N",
+    p.add_argument("--budget", type=non_negative_int, default=None, metavar="N",
                    help="with --select auto: how many hops to refine (required)")
     p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                    help=f"with --select auto: the decision threshold, eV (default {DEFAULT_THRESHOLD})")
@@ -57,7 +57,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="potential: sevennet-0 (default; pip install 'ase-em[neb]'), sevennet-mf-0, "
                    "sevennet-l3i5, chgnet (pip install chgnet), emt, or package.module:factory")
     p.add_argument("--device", default=None, help="torch device of the potential (default: cuda if present)")
-    p.add_argument("--fmax", type=_positive, default=DEFAULT_FMAX,
+    p.add_argument("--fmax", type=positive_float, default=DEFAULT_FMAX,
                    help=f"NEB force tolerance, eV/A (default {DEFAULT_FMAX})")
     p.add_argument("--steps", type=positive_int, default=DEFAULT_STEPS,
                    help=f"most NEB steps (default {DEFAULT_STEPS})")
@@ -66,7 +66,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--relax-steps", type=positive_int, default=DEFAULT_RELAX_STEPS,
                    help=f"most steps of each endpoint relaxation (default {DEFAULT_RELAX_STEPS})")
     p.add_argument("--optimizer", choices=["FIRE", "BFGS"], default="FIRE", help="NEB optimizer")
-    p.add_argument("--time-limit", type=_positive, default=None, help="stop the NEB after this many seconds")
+    p.add_argument("--time-limit", type=positive_float, default=None,
+                   help="stop the NEB after this many seconds")
     p.add_argument("--workdir", default=None, help="trajectories and checkpoints; rerun with it to resume")
     p.add_argument("--plot", default=None, help="write the energy profile (and the network's Em) to this PNG")
     p.add_argument("--write-images", default=None, metavar="FILE",
@@ -77,28 +78,6 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads, >= 1 (default 1)")
     p.set_defaults(func=cmd_refine)
     return p
-
-
-def _non_negative_int(text: str) -> int:
-    """Type of --budget: an integer >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0 (got {text})")
-    return value
-
-
-def _positive(text: str) -> float:
-    """Type of positive options for argparse: a finite number > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not (value > 0 and value != float("inf")):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0 (got {text})")
-    return value
 
 
 def cmd_refine(args: argparse.Namespace) -> int:

@@ -51,7 +51,7 @@ def test_conductivity_bad_input_exit_2(tmp_path, capsys, tiny_model_dir):
     assert code == 2 and "Na" in err
     code, _, err = run(["conductivity", tmp_path / "missing.cif", "--ion", "Li"], capsys)
     assert code == 2 and "no such file" in err
-    for bad, message in ((["--T", "-3"], "must be > 0"), (["--samples", "-1"], ">= 0"),
+    for bad, message in ((["--T", "-3"], "must be a finite number > 0"), (["--samples", "-1"], ">= 0"),
                          (["--nu", "x"], "not a number")):
         with pytest.raises(SystemExit) as exc:
             main(["conductivity", str(LIFEPO4), "--ion", "Li", *bad])

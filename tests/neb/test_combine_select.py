@@ -184,7 +184,7 @@ def test_select_auto_from_a_screening_database(tmp_path, tiny_model_dir, capsys)
     fcc.get_primitive_structure().to(filename=str(tmp_path / "Cu.cif"))
     db = tmp_path / "results.db"
     screen(tmp_path / "Cu.cif", "Cu", db, workers=1, model=str(tiny_model_dir), max_distance=3.0,
-           progress=False)
+           progress=False, allow_no_host=True)  # a metal: refused by default (no host framework)
     (row,) = connect(str(db)).select()
     hop = row.data["hops"][0]
     assert refine_screen_rows(db, None, "emt", budget=0, **SETTINGS) == {}  # nothing chosen, nothing run
