@@ -2,7 +2,7 @@
 
     python examples/analyzer.py                                   # LiCoO2, shipped model
     python examples/analyzer.py --structure examples/structures/LiFePO4.cif --model DIR
-    ase-em network examples/structures/LiCoO2.cif --ion Li --plot network.png   # the same
+    ase-em network examples/structures/LiCoO2.cif --ion Li --max-distance 3.5 --plot network.png   # the same
 
 The percolation barrier in d dimensions is the lowest barrier at which hops connect into a
 network infinite in d dimensions. See docs/pymatgen.md.
