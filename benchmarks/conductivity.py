@@ -135,7 +135,7 @@ def run(args) -> None:
     from ase_em.predictor import EmPredictor
 
     torch.set_num_threads(1)
-    predictor = EmPredictor.from_pretrained()
+    predictor = EmPredictor.from_pretrained(args.model)
     signal.signal(signal.SIGALRM, _alarm)
     for n, path in enumerate(todo, 1):
         t0 = time.perf_counter()
@@ -250,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--orderings", type=int, default=3, help="orderings per disordered structure")
     ap.add_argument("--samples", type=int, default=100, help="barrier draws for log10_sigma_std")
     ap.add_argument("--limit", type=int, default=None, help="at most this many new structures")
+    ap.add_argument("--model", default=None, help="model name or directory (default: the shipped default)")
     ap.add_argument("--report", default=None, help="results file to summarise")
     args = ap.parse_args(argv)
     if args.report:
