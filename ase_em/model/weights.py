@@ -25,7 +25,7 @@ from ase_em.config import GraphConfig, ModelConfig, from_dict
 from ase_em.errors import ModelLoadError
 from ase_em.model.model import EmEnsemble
 
-DEFAULT_MODEL = "alignn-em-v2"
+DEFAULT_MODEL = "alignn-em-v1"
 WEIGHTS_DIR = Path(__file__).parent.parent / "weights"  # ase_em/weights: shipped model directories
 BACKBONE_KIND = "pretrained backbone"  # prefix of the card "kind" of an ``ase-em pretrain`` output
 

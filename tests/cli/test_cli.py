@@ -66,12 +66,12 @@ def test_info_on_v1_states_its_calibration(capsys):
     assert info["pathways"] is None  # v1's card has no pathway figures
 
 
-def test_info_on_the_default_model_states_its_pathway_ranking(capsys):
+def test_info_on_v2_states_its_pathway_ranking(capsys):
     from ase_em.model.weights import read_card
 
-    assert main(["info", "--json"]) == 0
+    assert main(["info", "--model", "alignn-em-v2", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
-    figures = read_card()["metrics"]["pathways"]["grouped"]
+    figures = read_card("alignn-em-v2")["metrics"]["pathways"]["grouped"]
     assert info["pathways"].startswith("5-fold CV (grouped by compound), seed 0: MAE ")
     assert f"pairs ordered right {figures['pair_accuracy']:.3f} (n 271)" in info["pathways"]
     assert info["em_std"].startswith("spread calibrated on CV: ")

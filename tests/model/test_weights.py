@@ -61,16 +61,20 @@ def test_shipped_backbone_verifies_and_fits_the_default_network():
     assert read_card("mpt-v1")["data"]["n_structures"] == 30529
 
 
-def test_recorded_barrier_of_the_default_model_on_the_shipped_example(shipped):
-    # the same hop with alignn-em-v2; value recorded from it
-    assert shipped.model.card["name"] == DEFAULT_MODEL == "alignn-em-v2"
-    result = shipped.predict_one((LFP / "initial.vasp", LFP / "final.vasp"))
+def test_recorded_barrier_of_v2_on_the_shipped_example():
+    # the same hop with alignn-em-v2 (opt-in; v1 is the default); value recorded from it
+    from ase_em.predictor import EmPredictor
+
+    assert DEFAULT_MODEL == "alignn-em-v1"
+    v2 = EmPredictor.from_pretrained("alignn-em-v2")
+    assert v2.model.card["name"] == "alignn-em-v2"
+    result = v2.predict_one((LFP / "initial.vasp", LFP / "final.vasp"))
     assert result.em == pytest.approx(0.2203, abs=2e-3)
     # calibrated on CV (card "uncertainty": a 1.251, b 0.393, c 0.163 eV)
     assert result.em_std == pytest.approx(0.1867, abs=2e-3)
 
 
-def test_default_model_card_records_its_grouped_pathway_ranking():
+def test_v2_card_records_its_grouped_pathway_ranking():
     """The grouped-CV figures on the card recompute from the out-of-fold CSV shipped beside it."""
     import csv
     import re
@@ -78,11 +82,11 @@ def test_default_model_card_records_its_grouped_pathway_ranking():
 
     from ase_em.model.weights import resolve
 
-    card = read_card()
+    card = read_card("alignn-em-v2")
     figures = card["metrics"]["pathways"]["grouped"]
     assert "grouped" in figures["scheme"]
     assert all(card["train"][k] == v for k, v in figures["train"].items())  # the shipped settings
-    rows = list(csv.DictReader((resolve(None) / figures["predictions"]).open()))
+    rows = list(csv.DictReader((resolve("alignn-em-v2") / figures["predictions"]).open()))
     assert "grouped" in figures["predictions"] and len(rows) == figures["n"] == 555
     by = defaultdict(list)
     for r in rows:
