@@ -45,18 +45,21 @@ def endpoints() -> tuple[Atoms, Atoms]:
     return rocksalt_hop_endpoints()
 
 
+# a network small enough to build and train in a test
+TINY_CONFIG = ModelConfig(
+    alignn_layers=1,
+    gcn_layers=1,
+    hidden_features=16,
+    embedding_features=16,
+    edge_input_features=16,
+    triplet_input_features=8,
+)
+
+
 def make_tiny_model(directory: Path, n_members: int = 3, seed: int = 0) -> Path:
     """Write a tiny random model (fast to build and run) as a model directory."""
     torch.manual_seed(seed)
-    config = ModelConfig(
-        alignn_layers=1,
-        gcn_layers=1,
-        hidden_features=16,
-        embedding_features=16,
-        edge_input_features=16,
-        triplet_input_features=8,
-    )
-    ensemble = EmEnsemble(config, n_members=n_members)
+    ensemble = EmEnsemble(TINY_CONFIG, n_members=n_members)
     for k, m in enumerate(ensemble.members):
         m.target_mean.fill_(0.8 + 0.01 * k)
         m.target_std.fill_(0.5)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from ase_em.cli.main import main
-from ase_em.config import GraphConfig, ModelConfig, TrainConfig
+from ase_em.config import GraphConfig, TrainConfig
 from ase_em.training.ensemble import (
     compound_groups,
     density_weights,
@@ -19,16 +19,8 @@ from ase_em.training.ensemble import (
     structure_batches,
     train_model,
 )
+from tests.conftest import TINY_CONFIG as TINY
 from tests.conftest import jarvis_dict, rocksalt_hop_endpoints
-
-TINY = ModelConfig(
-    alignn_layers=1,
-    gcn_layers=1,
-    hidden_features=16,
-    embedding_features=16,
-    edge_input_features=16,
-    triplet_input_features=8,
-)
 
 
 def test_ranking_loss_is_near_zero_for_right_order_and_grows_for_inverted_pairs():
