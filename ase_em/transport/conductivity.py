@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from ase_em.errors import TransportError
-from ase_em.transport.network import K_B, RateNetwork, diffusion_tensor, open_projector
+from ase_em.transport.network import K_B, RateNetwork, diffusion_tensors, open_projector
 
 ELEMENTARY_CHARGE = 1.602176634e-19  # C
 K_B_J = 1.380649e-23  # J/K
@@ -273,22 +273,13 @@ def conductivity(
             raise TransportError(f"fit temperatures: at least two distinct values > 0 K, got {fit.tolist()}")
     all_t = np.concatenate([temps, fit])
     proj = open_projector(network)  # the draws change barriers, not which hops exist
-
-    def evaluate(net: RateNetwork) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        tensors = np.array([diffusion_tensor(net, t, attempt_frequency, open_directions=proj)
-                            for t in all_t])  # (T, 3, 3) A^2/s
-        d_avg = np.trace(tensors, axis1=1, axis2=2) / 3.0
-        sigma = np.array([sigma_from_d(d, net, t) for d, t in zip(d_avg, all_t, strict=True)])
-        return tensors, d_avg, sigma
-
-    tensors, d_avg, sigma = evaluate(network)
+    energy = network.site_energies  # a draw shifts both barriers of a hop alike: no change
     nt = len(temps)
-    log_sigma = np.array([_log10(s) for s in sigma[:nt]])
-    ea = _fit_activation(fit, sigma[nt:])
-    std = ea_std = samples = None
+    fwd = network.em_forward[None, :]  # (S, m): row 0 the network's barriers, then the draws
     stds = network.em_std
     has_std = np.isfinite(stds) & (stds > 0)
-    if n_samples > 0 and has_std.any():
+    draws = n_samples > 0 and has_std.any()
+    if draws:
         rng = np.random.default_rng(seed)
         groups, inverse = np.unique(network.group, return_inverse=True)
         group_std = np.zeros(len(groups))
@@ -297,16 +288,25 @@ def conductivity(
             s = s[np.isfinite(s)]
             group_std[g] = float(s.max()) if len(s) else 0.0
         low = np.minimum(network.em_forward, network.em_backward)
-        samples = np.empty((n_samples, nt))
-        eas = np.full(n_samples, np.nan)
+        shifts = np.empty((n_samples, len(network.u)))
         for k in range(n_samples):
             shift = rng.normal(0.0, 1.0, len(groups)) * group_std
-            shift = np.maximum(shift[inverse], -np.maximum(low, 0.0))  # no barrier below 0
-            net = network.with_barriers(network.em_forward + shift, network.em_backward + shift)
-            _, _, s_k = evaluate(net)
-            samples[k] = [_log10(s) for s in s_k[:nt]]
-            e = _fit_activation(fit, s_k[nt:])
-            eas[k] = np.nan if e is None else e
+            shifts[k] = np.maximum(shift[inverse], -np.maximum(low, 0.0))  # no barrier below 0
+        fwd = np.vstack([fwd, network.em_forward[None, :] + shifts])
+    tensors = diffusion_tensors(network, all_t, attempt_frequency, em_forward=fwd, open_directions=proj,
+                                site_energies=energy)  # (S, T, 3, 3) A^2/s
+    d_all = np.trace(tensors, axis1=2, axis2=3) / 3.0  # (S, T)
+    sigma_all = np.array([[sigma_from_d(dd, network, t) for dd, t in zip(row, all_t, strict=True)]
+                          for row in d_all])
+    d_avg, sigma = d_all[0], sigma_all[0]
+    tensors = tensors[0]
+    log_sigma = np.array([_log10(s) for s in sigma[:nt]])
+    ea = _fit_activation(fit, sigma[nt:])
+    std = ea_std = samples = None
+    if draws:
+        samples = np.array([[_log10(s) for s in row[:nt]] for row in sigma_all[1:]])  # (n_samples, nt)
+        fits = [_fit_activation(fit, row[nt:]) for row in sigma_all[1:]]
+        eas = np.array([np.nan if e is None else e for e in fits])
         finite = np.isfinite(samples).all(axis=0)
         std = np.where(finite, samples.std(axis=0, ddof=1) if n_samples > 1 else 0.0, np.nan)
         ea_std = float(np.nanstd(eas, ddof=1)) if np.isfinite(eas).sum() > 1 else None

@@ -39,6 +39,7 @@ crystal; D is projected onto them, so rounding in a finite cluster never reads a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 from scipy.sparse import coo_matrix
@@ -197,38 +198,58 @@ def site_energies(n: int, u: np.ndarray, v: np.ndarray, delta: np.ndarray) -> np
             f"disagrees with the other hops around a cycle by {residual[worst]:.4f} eV; no site energies "
             "fit these barriers (detailed balance)"
         )
-    _, part = connected_components(coo_matrix((np.ones(len(u)), (u, v)), shape=(n, n)), directed=False)
+    part = _parts(n, u, v)
     for p in np.unique(part):
         energy[part == p] -= energy[part == p].min()
     return energy
 
 
+def _parts(n: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """(n,) label of each site's connected part of the hops (u, v); read-only, shared."""
+    u, v = np.ascontiguousarray(u, dtype=np.int64), np.ascontiguousarray(v, dtype=np.int64)
+    return _parts_cached(int(n), u.tobytes(), v.tobytes())
+
+
+@lru_cache(maxsize=64)
+def _parts_cached(n: int, u: bytes, v: bytes) -> np.ndarray:
+    # one network's conductivity solves the same hops hundreds of times (temperatures x
+    # barrier draws); scipy's graph validation costs more than the solve on small networks
+    uu, vv = np.frombuffer(u, dtype=np.int64), np.frombuffer(v, dtype=np.int64)
+    _, part = connected_components(coo_matrix((np.ones(len(uu)), (uu, vv)), shape=(n, n)), directed=False)
+    part.setflags(write=False)
+    return part
+
+
 RANGE_FOR_LAPACK = 1e-8  # smallest/largest conductance of a part above which LAPACK's LU is accurate
+BATCH_ELEMENTS = 2_000_000  # float64 entries of the (B, n, n) arrays of one batch of solves (16 MB)
 
 
 def _solve_laplacian(a: np.ndarray, g: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Solve ``(diag(a.sum(1) + g) - a) x = b`` by Gaussian elimination in GTH form.
+    """Solve ``(diag(a.sum(-1) + g) - a) x = b`` by Gaussian elimination in GTH form, for a batch.
 
-    ``a``: (m, m) symmetric conductances, zero diagonal; ``g``: (m,) conductance of each node
-    to the grounded node; ``b``: (m, 3). Each pivot is computed as a sum of the reduced graph's
-    conductances (Grassmann-Taksar-Heyman), never as a difference, so a link 1e-20 times
-    weaker than its neighbours is kept exactly: LAPACK's LU rounds it away and the grounded
-    Laplacian of a fast cluster on slow links turns singular. O(m^3), in numpy.
+    ``a``: (B, m, m) symmetric conductances, zero diagonal; ``g``: (B, m) conductance of each
+    node to the grounded node; ``b``: (B, m, 3). Each pivot is computed as a sum of the
+    reduced graph's conductances (Grassmann-Taksar-Heyman), never as a difference, so a link
+    1e-20 times weaker than its neighbours is kept exactly: LAPACK's LU rounds it away and the
+    grounded Laplacian of a fast cluster on slow links turns singular. O(B m^3), in numpy,
+    one elimination step for the whole batch at a time (a network's temperatures and barrier
+    draws are solved together).
     """
     a, g, b = a.copy(), g.astype(float).copy(), b.astype(float).copy()
-    m = len(g)
-    pivots = np.empty(m)
+    m = g.shape[1]
+    pivots = np.empty(g.shape)
     for k in range(m):
         r = slice(k + 1, m)
-        pivots[k] = a[k, r].sum() + g[k]
-        col = a[r, k] / pivots[k]
-        a[r, r] += np.outer(col, a[k, r])
-        np.fill_diagonal(a[r, r], 0.0)  # self-links drop out; pivots are rebuilt from the links
-        g[r] += col * g[k]
-        b[r] += col[:, None] * b[k]
+        pivots[:, k] = a[:, k, r].sum(axis=-1) + g[:, k]
+        col = a[:, r, k] / pivots[:, k, None]  # (B, m-k-1)
+        a[:, r, r] += col[:, :, None] * a[:, None, k, r]
+        rest = np.arange(k + 1, m)
+        a[:, rest, rest] = 0.0  # self-links drop out; pivots are rebuilt from the links
+        g[:, r] += col * g[:, k, None]
+        b[:, r] += col[:, :, None] * b[:, k, None, :]
     x = np.zeros_like(b)
     for k in range(m - 1, -1, -1):
-        x[k] = (b[k] + a[k, k + 1:] @ x[k + 1:]) / pivots[k]
+        x[:, k] = (b[:, k] + np.einsum("bj,bjc->bc", a[:, k, k + 1:], x[:, k + 1:])) / pivots[:, k, None]
     return x
 
 
@@ -277,41 +298,130 @@ def _tree_translations(n: int, u: np.ndarray, v: np.ndarray, d: np.ndarray, c: n
     return trans
 
 
-def _corrected_tensor(n: int, u: np.ndarray, v: np.ndarray, d: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """``sum_e c_e g_e g_e^T`` with ``g_e = d_e + chi_v - chi_u`` and the corrector chi (module docstring).
+def _corrected_tensors(n: int, u: np.ndarray, v: np.ndarray, d: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """(B, 3, 3) ``sum_e c_e g_e g_e^T`` for each row of conductances ``c`` (B, m) on one network.
+
+    ``g_e = d_e + chi_v - chi_u`` with the corrector chi (module docstring). Rows are grouped
+    by which hops have a non-zero conductance, and solved in batches.
+    """
+    out = np.zeros((len(c), 3, 3))
+    live = c > 0
+    patterns, which = np.unique(live, axis=0, return_inverse=True)
+    step = max(1, BATCH_ELEMENTS // max(n * n, 1))
+    for p, pattern in enumerate(patterns):
+        rows = np.flatnonzero(which.reshape(-1) == p)
+        for start in range(0, len(rows), step):
+            chunk = rows[start:start + step]
+            out[chunk] = _corrected_live(n, u[pattern], v[pattern], d[pattern], c[np.ix_(chunk, pattern)])
+    return out
+
+
+def _corrected_live(n: int, u: np.ndarray, v: np.ndarray, d: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """:func:`_corrected_tensors` for rows ``c`` (B, m) whose conductances are all > 0.
 
     Solved for ``phi = p + chi`` (``p``: unwrapped positions of :func:`_tree_translations`),
     so that ``g_e = T_e + phi_v - phi_u``: the same Laplacian, a right-hand side of
-    cycle-closing hops only.
+    cycle-closing hops only. Rows that rank the hops alike (the temperatures of one set of
+    barriers: ``c_e`` goes as ``exp(-(E_u + Em_e) / kT)``) share one forest.
     """
-    live = c > 0
-    u, v, d, c = u[live], v[live], d[live], c[live]
-    trans = _tree_translations(n, u, v, d, c)
-    adj = np.zeros((n, n))
-    rhs = np.zeros((n, 3))
+    b, m = c.shape
+    trans = np.empty((b, m, 3))
+    forests: dict[bytes, np.ndarray] = {}
+    for row, order in enumerate(np.argsort(-c, axis=1, kind="stable")):
+        key = order.tobytes()
+        if key not in forests:
+            forests[key] = _tree_translations(n, u, v, d, c[row])
+        trans[row] = forests[key]
     ring = u != v  # periodic self-hops carry no corrector term
-    np.add.at(adj, (u[ring], v[ring]), c[ring])
-    np.add.at(adj, (v[ring], u[ring]), c[ring])
-    np.add.at(rhs, u, c[:, None] * trans)
-    np.add.at(rhs, v, -c[:, None] * trans)
+    adj = np.zeros((n * n, b))  # (n*n, B): np.add.at sums parallel hops between two sites
+    np.add.at(adj, u[ring] * n + v[ring], c[:, ring].T)
+    np.add.at(adj, v[ring] * n + u[ring], c[:, ring].T)
+    adj = adj.T.reshape(b, n, n)
+    rhs = np.zeros((n, b, 3))
+    flow = c.T[:, :, None] * trans.transpose(1, 0, 2)  # (m, B, 3)
+    np.add.at(rhs, u, flow)
+    np.add.at(rhs, v, -flow)
+    rhs = rhs.transpose(1, 0, 2)
     # (degree - adjacency) phi = b, b_i = sum_j c_ij T_ij: that is sum_j c_ij (phi_j - phi_i + T_ij) = 0
-    phi = np.zeros((n, 3))
-    _, part = connected_components(coo_matrix((np.ones(len(u)), (u, v)), shape=(n, n)), directed=False)
+    phi = np.zeros((b, n, 3))
+    part = _parts(n, u, v)
     for p in np.unique(part):
         idx = np.flatnonzero(part == p)
-        if len(idx) == 1 or not rhs[idx].any():
-            continue  # no cycle carries a translation: phi = 0 (a finite cluster)
+        if len(idx) == 1:
+            continue
+        rows = np.flatnonzero(rhs[:, idx].any(axis=(1, 2)))  # no cycle carries a translation: phi = 0
+        if len(rows) == 0:
+            continue
         ground, free = idx[0], idx[1:]  # phi is defined up to a constant per part
-        a = adj[np.ix_(free, free)]
-        g = adj[free, ground]
-        links = np.concatenate([a[a > 0], g[g > 0]])
-        if links.min() >= RANGE_FOR_LAPACK * links.max():
-            lap = np.diag(a.sum(axis=1) + g) - a
-            phi[free] = np.linalg.solve(lap, rhs[free])
-        else:
-            phi[free] = _solve_laplacian(a, g, rhs[free])
-    grad = trans + phi[v] - phi[u]
-    return (c[:, None, None] * grad[:, :, None] * grad[:, None, :]).sum(axis=0)
+        a = adj[np.ix_(rows, free, free)]
+        g = adj[rows][:, free, ground]
+        pos_a = np.where(a > 0, a, np.inf).min(axis=(1, 2))
+        pos_g = np.where(g > 0, g, np.inf).min(axis=1)
+        top = np.maximum(a.max(axis=(1, 2)), g.max(axis=1))
+        plain = np.minimum(pos_a, pos_g) >= RANGE_FOR_LAPACK * top
+        sol = np.empty((len(rows), len(free), 3))
+        if plain.any():
+            ap, gp = a[plain], g[plain]
+            lap = -ap
+            diag = np.arange(len(free))
+            lap[:, diag, diag] = ap.sum(axis=2) + gp
+            sol[plain] = np.linalg.solve(lap, rhs[rows[plain]][:, free])
+        if (~plain).any():
+            sol[~plain] = _solve_laplacian(a[~plain], g[~plain], rhs[rows[~plain]][:, free])
+        phi[np.ix_(rows, free)] = sol
+    grad = trans + phi[:, v] - phi[:, u]  # (B, m, 3)
+    return np.einsum("be,bei,bej->bij", c, grad, grad)
+
+
+def diffusion_tensors(
+    network: RateNetwork, temperatures: float | np.ndarray, attempt_frequency: float = 1e13, *,
+    em_forward: np.ndarray | None = None, open_directions: np.ndarray | None = None,
+    site_energies: np.ndarray | None = None,
+) -> np.ndarray:
+    """Exact diffusion tensors of one carrier (module docstring) for several temperatures and barrier sets.
+
+    All of them are solved together (one elimination for the whole batch), which is what
+    makes a conductivity with a few hundred barrier draws cheap.
+
+    Args:
+        network: the hop network.
+        temperatures: (T,) temperatures (K), each > 0.
+        attempt_frequency: nu (Hz), > 0.
+        em_forward: (S, m) forward barriers (eV) of S barrier sets on the network's hops
+            (default: the network's own, S = 1). The backward barriers are these minus the
+            network's ``em_forward - em_backward``: the site energies stay the network's.
+        open_directions: (3, 3) projector onto the percolating directions
+            (:func:`open_projector`; computed when not given: it depends on the hops only).
+        site_energies: (n,) :attr:`RateNetwork.site_energies`, when already known.
+
+    Returns:
+        (S, T, 3, 3) symmetric D (A^2/s); zero in the directions the hops do not percolate.
+
+    Raises:
+        TransportError: a T or nu not positive.
+    """
+    temps = np.atleast_1d(np.asarray(temperatures, float)).reshape(-1)
+    bad = temps[~(np.isfinite(temps) & (temps > 0))]
+    if len(bad) or len(temps) == 0:
+        raise TransportError(f"temperature must be > 0 K, got {bad[0] if len(bad) else 'none'}")
+    if not (attempt_frequency > 0 and np.isfinite(attempt_frequency)):
+        raise TransportError(f"attempt frequency must be > 0 Hz, got {attempt_frequency}")
+    fwd = np.atleast_2d(network.em_forward if em_forward is None else np.asarray(em_forward, float))
+    kt = K_B * temps  # (T,)
+    n, u, v, d = network.n_sites, network.u, network.v, network.displacements
+    energy = network.site_energies if site_energies is None else site_energies
+    weight = np.exp(-(energy - energy.min())[None, :] / kt[:, None])  # (T, n)
+    log_pi = np.log(weight / weight.sum(axis=1, keepdims=True))
+    # c_e = pi_u nu exp(-Em_uv / kT); written with the exponents summed so nothing underflows early
+    log_c = log_pi[None, :, u] - np.maximum(fwd, 0.0)[:, None, :] / kt[None, :, None]  # (S, T, m)
+    scale = log_c.max(axis=2)  # (S, T)
+    c = np.exp(log_c - scale[:, :, None])  # largest conductance 1 in each row: the solve is scale free
+    s, t = scale.shape
+    tensors = _corrected_tensors(n, u, v, d, c.reshape(s * t, -1)).reshape(s, t, 3, 3)
+    tensors = tensors * (attempt_frequency * np.exp(scale))[:, :, None, None]
+    proj = open_projector(network) if open_directions is None else open_directions
+    tensors = proj @ tensors @ proj
+    return 0.5 * (tensors + np.swapaxes(tensors, -1, -2))
 
 
 def diffusion_tensor(
@@ -333,24 +443,10 @@ def diffusion_tensor(
     Raises:
         TransportError: T or nu not positive.
     """
-    if not (temperature > 0 and np.isfinite(temperature)):
-        raise TransportError(f"temperature must be > 0 K, got {temperature}")
-    if not (attempt_frequency > 0 and np.isfinite(attempt_frequency)):
-        raise TransportError(f"attempt frequency must be > 0 Hz, got {attempt_frequency}")
-    kt = K_B * temperature
-    n, u, v, d = network.n_sites, network.u, network.v, network.displacements
-    energy = network.site_energies
-    weight = np.exp(-(energy - energy.min()) / kt)
-    pi = weight / weight.sum()
-    # c_e = pi_u nu exp(-Em_uv / kT); written with the exponents summed so nothing underflows early
-    fwd = np.maximum(network.em_forward, 0.0)
-    log_c = np.log(pi[network.u]) - fwd / kt
-    scale = log_c.max()
-    c = np.exp(log_c - scale)  # largest conductance 1: the solve is scale free
-    tensor = _corrected_tensor(n, u, v, d, c) * (attempt_frequency * np.exp(scale))
-    proj = open_projector(network) if open_directions is None else open_directions
-    tensor = proj @ tensor @ proj
-    return 0.5 * (tensor + tensor.T)
+    if not (np.isscalar(temperature) or np.ndim(temperature) == 0):
+        raise TransportError(f"temperature must be one value (K), got {temperature!r}; see diffusion_tensors")
+    return diffusion_tensors(network, [float(temperature)], attempt_frequency,
+                             open_directions=open_directions)[0, 0]
 
 
 def open_projector(network: RateNetwork) -> np.ndarray:
@@ -359,8 +455,8 @@ def open_projector(network: RateNetwork) -> np.ndarray:
     From the corrected tensor with every conductance 1 (well conditioned): a direction is
     open when its eigenvalue exceeds ``PERCOLATION_TOL`` of the largest.
     """
-    open_ = _corrected_tensor(network.n_sites, network.u, network.v, network.displacements,
-                              np.ones(len(network.u)))
+    open_ = _corrected_tensors(network.n_sites, network.u, network.v, network.displacements,
+                               np.ones((1, len(network.u))))[0]
     w, vec = np.linalg.eigh(open_)
     keep = vec[:, w > PERCOLATION_TOL * max(w.max(), 1e-300)]
     return keep @ keep.T

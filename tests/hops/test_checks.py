@@ -370,3 +370,36 @@ def test_a_multi_block_cif_is_not_one_endpoint(tmp_path):
     path.write_text((DATA / "LFP_occ10001.cif").read_text().replace("1.0001", "1") * 2)
     with pytest.raises(StructureFileError, match=r"export.cif: 2 structures \(CIF data blocks\); give one"):
         to_atoms(path, role="initial")
+
+
+@pytest.mark.parametrize("cif,cutoff", [("LiFePO4.cif", 3.2), ("LiCoO2.cif", 4.5)])
+def test_pairs_within_matches_ase_neighbor_list(cif, cutoff):
+    """The compiled pair search gives ASE's pairs and distances, images and all."""
+    from ase.build import make_supercell
+    from ase.io import read
+    from ase.neighborlist import neighbor_list
+
+    from ase_em.hops.checks import pairs_within
+
+    atoms = read(EXAMPLES / "structures" / cif)
+    atoms = make_supercell(atoms, [[1, 1, 0], [0, 1, 0], [0, 0, 1]])  # a skewed cell
+    i, j, d = pairs_within(atoms, cutoff)
+    ai, aj, ad = neighbor_list("ijd", atoms, cutoff)
+    assert len(i) == len(ai) > 0
+    ours = sorted(zip(i.tolist(), j.tolist(), np.round(d, 8).tolist()))
+    theirs = sorted(zip(ai.tolist(), aj.tolist(), np.round(ad, 8).tolist()))
+    assert ours == theirs
+    anion = np.asarray(atoms.get_chemical_symbols()) == "O"
+    i, j, d = pairs_within(atoms, cutoff, among=anion)
+    assert anion[i].all() and anion[j].all()
+    assert len(i) == int(np.sum(anion[ai] & anion[aj]))
+
+
+def test_pairs_within_counts_two_atoms_at_one_place():
+    """Two distinct atoms at one position are a pair at 0 A (an atom is never its own pair)."""
+    from ase_em.hops.checks import pairs_within
+
+    atoms = Atoms("NaClCl", positions=[[0, 0, 0], [1, 1, 1], [1, 1, 1]], cell=[4.0] * 3, pbc=True)
+    i, j, d = pairs_within(atoms, 1.0)
+    assert sorted(zip(i.tolist(), j.tolist())) == [(1, 2), (2, 1)]
+    assert np.allclose(d, 0.0)

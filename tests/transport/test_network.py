@@ -194,3 +194,27 @@ def test_fast_pairs_on_slow_links_keep_the_slow_links():
     finally:
         module.RANGE_FOR_LAPACK = old
     assert np.allclose(plain, gth, rtol=1e-8, atol=0)
+
+
+def test_batched_solves_match_one_at_a_time():
+    """diffusion_tensors over temperatures and barrier sets gives each diffusion_tensor, both solver paths."""
+    from ase_em.transport.network import diffusion_tensors
+
+    rng = np.random.default_rng(3)
+    frac = rng.random((7, 3))
+    u, v = rng.integers(0, 7, 40), rng.integers(0, 7, 40)
+    image = rng.integers(-1, 2, (40, 3))
+    keep = (u != v) | image.any(axis=1)
+    m = int(keep.sum())
+    # barriers 0.1-1.2 eV: some temperatures and draws need the GTH path, some LAPACK's
+    net = RateNetwork(np.eye(3) * 5.0, frac, u[keep], v[keep], image[keep], rng.uniform(0.1, 1.2, m))
+    temps = [250.0, 300.0, 900.0]
+    sets = net.em_forward[None, :] + rng.normal(0.0, 0.2, (4, m)).clip(-0.09, None)
+    batch = diffusion_tensors(net, temps, NU, em_forward=sets)
+    assert batch.shape == (4, 3, 3, 3)
+    for s in range(4):
+        other = net.with_barriers(sets[s], sets[s])
+        for k, t in enumerate(temps):
+            one = diffusion_tensor(other, t, NU)
+            assert np.allclose(batch[s, k], one, rtol=1e-10, atol=1e-300)
+    assert np.trace(batch[0, 0]) < np.trace(batch[0, 2])  # hotter is faster: the rows are not mixed up
