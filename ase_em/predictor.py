@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import torch
 
+from ase_em._runtime.memory import keep_freed_memory
 from ase_em.errors import AseEmError
 from ase_em.hops import Hop, as_hop
 from ase_em.model.band import build_band
@@ -132,6 +133,7 @@ class EmPredictor:
         compile: str | None = None,
     ) -> None:
         """Wrap a loaded model."""
+        keep_freed_memory()  # the forward's large tensors reuse freed blocks (ase_em._runtime.memory)
         self.model = model
         self.device = determine_device(device)
         self.batch_size = batch_size

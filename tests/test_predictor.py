@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -129,3 +130,47 @@ def test_unsupported_element_is_refused(tiny_predictor, endpoints):
         x.set_chemical_symbols(symbols)
     with pytest.raises(UnsupportedElementError, match="Og"):
         tiny_predictor.predict_one((a, b))
+
+
+FAULTS_OF_THREE_FORWARDS = """
+import resource, torch
+torch.set_num_threads(1)
+from ase_em.hops import as_hop
+from ase_em.model.graph import collate
+from ase_em.predictor import EmPredictor
+p = EmPredictor.from_pretrained(compile="never")
+hop = as_hop(("examples/LiFePO4/initial.vasp", "examples/LiFePO4/final.vasp"))
+g, lg = collate([p.graph(hop)] * 16)
+with torch.inference_mode():
+    p.model.ensemble(g, lg)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(3):
+        p.model.ensemble(g, lg)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+def test_predictor_keeps_freed_memory_so_forwards_stop_faulting_in_pages():
+    """Once the predictor tunes malloc, repeated forwards reuse freed blocks: no fresh pages.
+
+    Run in fresh processes (the tuning is process-wide), with and without ASE_EM_KEEP_MEMORY=0.
+    """
+    import os
+    import subprocess
+    import sys
+
+    from ase_em._runtime.memory import keep_freed_memory
+
+    if not keep_freed_memory():
+        pytest.skip("not glibc, or ASE_EM_KEEP_MEMORY=0")
+    root = Path(__file__).resolve().parents[1]
+
+    def faults(keep: str) -> int:
+        env = dict(os.environ, ASE_EM_KEEP_MEMORY=keep, OMP_NUM_THREADS="1")
+        out = subprocess.run([sys.executable, "-c", FAULTS_OF_THREE_FORWARDS], cwd=root, env=env,
+                             capture_output=True, text=True, check=True)
+        return int(out.stdout.split()[-1])
+
+    tuned, plain = faults("1"), faults("0")
+    assert tuned < 5_000  # 16 LiFePO4 bands, 5 members, 3 times: 0 on the development machine
+    assert plain > 20 * max(tuned, 1_000)  # and about 640,000 without the tuning

@@ -421,7 +421,9 @@ def train_ensemble(
     import contextlib
 
     from ase_em._runtime.folders import folder_lock
+    from ase_em._runtime.memory import keep_freed_memory
 
+    keep_freed_memory()  # forward and backward reuse freed blocks (ase_em._runtime.memory)
     workdir = workdir or output / ".work"
     with contextlib.ExitStack() as locks:
         locks.enter_context(folder_lock(output, role="output folder"))
