@@ -17,6 +17,7 @@ from ase_em.hops import Hop, as_hop
 from ase_em.model.band import build_band
 from ase_em.model.domain import ModelDomain, domain_flags
 from ase_em.model.graph import BandGraph, build_graph, check_elements, collate
+from ase_em.model.layers import compiled_updates
 from ase_em.model.uncertainty import error_bar
 from ase_em.model.weights import LoadedModel, load_model
 
@@ -80,9 +81,11 @@ class EmResult:
         return f"EmResult(em={self.em:.3f}{std} eV, flags={list(self.flags)}{hop})"
 
 
-# A compiled forward (torch.compile, inductor) gives the same barriers (to 1e-6 eV) about 2.6x
-# faster on CPU, but compiling costs 25-85 s once per process (benchmarks/throughput.py):
-# it pays only for long runs, so by default it starts after this many hops.
+# A compiled forward (torch.compile, inductor, of the edge-gated layers:
+# ase_em.model.layers.compiled_updates) gives the same barriers (to 1e-6 eV) about 1.6x faster
+# on CPU, but compiling costs about 24 s the first time on a machine and 5 s in a later
+# process (docs/benchmarks.md): it pays only for long runs, so by default it starts after
+# this many hops.
 COMPILE_AFTER_HOPS = 1000
 
 CompileMode = Literal["auto", "always", "never"]
@@ -138,7 +141,7 @@ class EmPredictor:
         self.device = determine_device(device)
         self.batch_size = batch_size
         self.compile = determine_compile(compile)
-        self._compiled: Any = None  # the compiled ensemble, once built; False after a failure
+        self._compiled: bool | None = None  # True once a compiled forward ran; False after a failure
         self.n_predicted = 0  # hops predicted so far (the "auto" rule counts them)
         self.model.ensemble.to(self.device)
         self.uncertainty = model.card.get("uncertainty")  # calibration of em_std, if any
@@ -220,12 +223,14 @@ class EmPredictor:
         wanted = self.compile == "always" or (
             self.compile == "auto" and max(self.n_predicted, n_asked) >= COMPILE_AFTER_HOPS
         )
-        if wanted and self._compiled is None:
-            logger.info("compiling the model for this process (once; 25-85 s)")
-            self._compiled = torch.compile(self.model.ensemble, dynamic=True)
         if wanted and self._compiled is not False:
+            if self._compiled is None:
+                logger.info("compiling the model's layers for this process (once; 5-25 s)")
             try:
-                return self._compiled(g, lg)
+                with compiled_updates():
+                    out = self.model.ensemble(g, lg)
+                self._compiled = True
+                return out
             except Exception as exc:  # inductor needs a C++ compiler and can fail in many ways
                 name = type(exc).__name__
                 logger.warning("compiled model failed (%s: %s); predicting without compiling", name, exc)
