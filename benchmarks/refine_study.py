@@ -493,7 +493,7 @@ def _lines(pot: str, r: dict) -> str:
             f"paired |err| combined - network {a[0]:+.3f} [{a[1]:+.3f}, {a[2]:+.3f}]; combined - NEB "
             f"{b[0]:+.3f} [{b[1]:+.3f}, {b[2]:+.3f}] (mean, bootstrap 95 %)",
             f"corr(network error, NEB error) {r['corr_errors_network_neb']:+.2f}; "
-            f"sigma_NEB (RMS, clean hops) {r['sigma_neb_full']}",
+            f"sigma_NEB ({r['sigma_rule']}, clean hops) {_f(r['sigma_neb_full'])}",
             f"within 1/2 sigma: combined {r['within_1_sigma']['combined']:.2f}/"
             f"{r['within_2_sigma']['combined']:.2f}, NEB {r['within_1_sigma']['neb']:.2f}/"
             f"{r['within_2_sigma']['neb']:.2f}, network "
