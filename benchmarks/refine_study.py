@@ -221,6 +221,7 @@ def _r2(y: np.ndarray, x: np.ndarray) -> float:
 def report(args: argparse.Namespace) -> None:
     """Per potential: NEB and combined accuracy, calibration, cost; selection study."""
     from ase_em.neb.combine import SHIFT_LIMIT, UNMEASURED_SIGMA, combine, neb_sigma
+    from ase_em.neb.potentials import DEFAULT_CALCULATOR
 
     names, targets, em_net, std_net = network_oof(args.data, args.oof)
     index = {n: i for i, n in enumerate(names)}
@@ -297,11 +298,12 @@ def report(args: argparse.Namespace) -> None:
         res["selection"] = _selection(ok, dft, net, snet, neb, comb, args.threshold)
         out["potentials"][pot] = res
         lines.append(_lines(pot, res))
-    default = "sevennet-0" if "sevennet-0" in out["potentials"] else next(iter(out["potentials"]), None)
+    pots = out["potentials"]
+    default = DEFAULT_CALCULATOR if DEFAULT_CALCULATOR in pots else next(iter(pots), None)
     if default:
         out["selection_all_train"] = _selection_all(latest, default, targets, em_net, std_net, index,
                                                     args.threshold)
-    common = _common(out["potentials"])
+    common = _common(out["potentials"], default)
     out["common_hops"] = common
     print("\n\n".join(lines))
     print("\nrecipes (paired with the default on the same hop):", json.dumps(out["recipes"], indent=1))
@@ -316,6 +318,11 @@ def report(args: argparse.Namespace) -> None:
 
 def _f(x, fmt=".3f") -> str:
     return "-" if x is None else format(x, fmt)
+
+
+def _ci(x) -> str:
+    """A paired difference as 'mean (low, high)', '-' where there is none."""
+    return "-" if x is None else f"{x[0]:+.3f} ({x[1]:+.3f}, {x[2]:+.3f})"
 
 
 def markdown(out: dict) -> str:
@@ -335,12 +342,14 @@ def markdown(out: dict) -> str:
     c = out.get("common_hops") or {}
     if c.get("n"):
         t += ["", f"Same {c['n']} hops for every potential: " + ", ".join(c["hops"]), "",
-              "| potential | NEB MAE | network MAE | combined MAE | mean s per hop |", "|" + " --- |" * 5]
+              f"| potential | NEB MAE | NEB median abs. error | network MAE | combined MAE | "
+              f"NEB - {c['paired_with']} (95 % CI) | combined - {c['paired_with']} (95 % CI) | "
+              "mean s per hop |", "|" + " --- |" * 8]
         for pot, v in c.items():
             if isinstance(v, dict):
-                t.append(f"| {pot} | {v['mae_neb']:.3f} | {v['mae_network']:.3f} | "
-                         f"{v['mae_combined']:.3f} | "
-                         f"{v['seconds_mean']:.0f} |")
+                pn, pc = v.get("paired_neb_minus_default"), v.get("paired_combined_minus_default")
+                t.append(f"| {pot} | {v['mae_neb']:.3f} | {v['median_neb']:.3f} | {v['mae_network']:.3f} | "
+                         f"{v['mae_combined']:.3f} | {_ci(pn)} | {_ci(pc)} | {v['seconds_mean']:.0f} |")
     for pot, r in out["potentials"].items():
         t += ["", f"Classification at the threshold, {pot} hops (n = {r['n_ok']}):", "",
               "| budget | hops refined | auto (straddle): NEB | auto (straddle): combined | by em_std: NEB | "
@@ -442,20 +451,35 @@ def _selection_all(latest, pot, targets, em_net, std_net, index, thr) -> list[di
     return out
 
 
-def _common(pots: dict) -> dict:
-    """MAE of each potential on the hops every potential measured."""
+def _common(pots: dict, default: str | None = None) -> dict:
+    """MAE of each potential on the hops every potential measured, paired with ``default``.
+
+    The paired differences are per hop |error| of the potential minus |error| of ``default``
+    on the same hop (mean, bootstrap 95 % interval): negative favours the potential. The
+    median |error| of the NEB is given beside its mean, which one diverged NEB dominates.
+    """
     sets = [{h["hop"] for h in r["hops"]} for r in pots.values()]
     if not sets:
         return {}
-    same = set.intersection(*sets)
-    out = {"n": len(same), "hops": sorted(same)}
+    same = sorted(set.intersection(*sets))
+    out = {"n": len(same), "hops": same, "paired_with": default}
+    errs = {}
     for pot, r in pots.items():
-        hs = [h for h in r["hops"] if h["hop"] in same]
+        by = {h["hop"]: h for h in r["hops"]}
+        hs = [by[n] for n in same]
         if hs:
-            out[pot] = {"mae_neb": float(np.mean([abs(h["neb"] - h["dft"]) for h in hs])),
+            errs[pot] = {k: np.array([abs(h[k] - h["dft"]) for h in hs]) for k in ("neb", "combined")}
+            out[pot] = {"mae_neb": float(errs[pot]["neb"].mean()),
+                        "median_neb": float(np.median(errs[pot]["neb"])),
                         "mae_network": float(np.mean([abs(h["network"] - h["dft"]) for h in hs])),
-                        "mae_combined": float(np.mean([abs(h["combined"] - h["dft"]) for h in hs])),
+                        "mae_combined": float(errs[pot]["combined"].mean()),
                         "seconds_mean": float(np.mean([h["seconds"] for h in hs]))}
+    if default in errs:
+        for pot in errs:
+            if pot != default:
+                for k in ("neb", "combined"):
+                    d = errs[pot][k] - errs[default][k]
+                    out[pot][f"paired_{k}_minus_default"] = [float(d.mean()), *_boot(d)]
     return out
 
 
@@ -469,7 +493,7 @@ def _lines(pot: str, r: dict) -> str:
             f"paired |err| combined - network {a[0]:+.3f} [{a[1]:+.3f}, {a[2]:+.3f}]; combined - NEB "
             f"{b[0]:+.3f} [{b[1]:+.3f}, {b[2]:+.3f}] (mean, bootstrap 95 %)",
             f"corr(network error, NEB error) {r['corr_errors_network_neb']:+.2f}; "
-            f"sigma_NEB (RMS, clean hops) {r['sigma_neb_full']}",
+            f"sigma_NEB ({r['sigma_rule']}, clean hops) {_f(r['sigma_neb_full'])}",
             f"within 1/2 sigma: combined {r['within_1_sigma']['combined']:.2f}/"
             f"{r['within_2_sigma']['combined']:.2f}, NEB {r['within_1_sigma']['neb']:.2f}/"
             f"{r['within_2_sigma']['neb']:.2f}, network "
