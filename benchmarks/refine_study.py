@@ -220,7 +220,7 @@ def _r2(y: np.ndarray, x: np.ndarray) -> float:
 
 def report(args: argparse.Namespace) -> None:
     """Per potential: NEB and combined accuracy, calibration, cost; selection study."""
-    from ase_em.neb.combine import SHIFT_LIMIT, UNMEASURED_SIGMA, combine, neb_sigma
+    from ase_em.neb.combine import SHIFT_LIMIT, UNMEASURED_SIGMA, combine_neb, neb_sigma
     from ase_em.neb.potentials import DEFAULT_CALCULATOR
 
     names, targets, em_net, std_net = network_oof(args.data, args.oof)
@@ -256,7 +256,7 @@ def report(args: argparse.Namespace) -> None:
             s0 = _sigma(others, args.sigma_rule) if len(others) >= 3 else UNMEASURED_SIGMA  # too few: default
             s, why = neb_sigma(_as_result(r), sigma=s0, inflate=inflate)  # as ase_em.refine
             r["neb_std_reasons"] = why
-            c = combine(float(net[k]), float(snet[k]), float(neb[k]), s)
+            c = combine_neb(float(net[k]), float(snet[k]), float(neb[k]), s, converged=bool(r["converged"]))
             comb.append(c.em)
             scomb.append(c.em_std)
             sneb.append(s)

@@ -10,7 +10,9 @@ a NEB with an interatomic potential gives ``em_forward`` with an error of its ow
   off, made the combination worse), :data:`NEB_SIGMA`; a potential that was not measured
   gets :data:`UNMEASURED_SIGMA`, the largest measured one;
 - times :data:`NOT_CONVERGED_FACTOR` when the NEB (or an endpoint relaxation) did not reach
-  its force tolerance;
+  its force tolerance (and if such a NEB still disagrees with the network by more than
+  :data:`DISAGREEMENT_Z`, :func:`combine_neb` drops it: the combined barrier is the
+  network's, with a warning);
 - times :data:`SHIFT_FACTOR` when an atom of a relaxed endpoint moved more than
   :data:`SHIFT_LIMIT` from where the hop put it (the potential found another minimum, and
   its saddle may not be the hop's);
@@ -121,6 +123,34 @@ def combine(em_network: float, std_network: float, em_neb: float, std_neb: float
     return Combined(float(em), float(std), float(scale), warning)
 
 
+def combine_neb(em_network: float, std_network: float, em_neb: float, std_neb: float, *,
+                converged: bool) -> Combined:
+    """:func:`combine` of the network's Em and a NEB's, unless an unfinished NEB is far off.
+
+    A NEB that did not converge and disagrees with the network by more than
+    :data:`DISAGREEMENT_Z` times both uncertainties is no measurement (on a TRAIN hop a
+    CHGNet band that flew apart read 421 eV): the result is the network's barrier and error
+    bar alone, with a warning saying so.
+
+    Args:
+        em_network: the network's Em (eV).
+        std_network: its uncertainty (eV), > 0.
+        em_neb: the NEB barrier (eV).
+        std_neb: its uncertainty (eV), > 0 (:func:`neb_sigma`).
+        converged: whether the NEB reached its force tolerance.
+
+    Returns:
+        The :class:`Combined` barrier.
+    """
+    c = combine(em_network, std_network, em_neb, std_neb)
+    if converged or c.scale <= DISAGREEMENT_Z:
+        return c
+    return Combined(float(em_network), float(std_network), c.scale,
+                    f"the NEB did not converge and its barrier {em_neb:.3f} eV disagrees with the "
+                    f"network's {em_network:.3f} +- {std_network:.3f} eV by {c.scale:.1f} times both "
+                    "uncertainties: the combined barrier is the network's alone")
+
+
 def neb_sigma(
     result: RefinedHop, *, sigma: float | None = None, inflate: Iterable[str] = INFLATIONS
 ) -> tuple[float, list[str]]:
@@ -175,7 +205,8 @@ def combine_result(result: RefinedHop, *, sigma: float | None = None) -> Refined
     if not (math.isfinite(result.em_network) and math.isfinite(result.em_network_std)
             and result.em_network_std > 0):
         return result
-    c = combine(result.em_network, result.em_network_std, result.em_forward, result.em_neb_std)
+    c = combine_neb(result.em_network, result.em_network_std, result.em_forward, result.em_neb_std,
+                    converged=result.converged)
     result.em_combined, result.em_combined_std, result.combine_warning = c.em, c.em_std, c.warning
     if c.warning:
         logger.warning("%s: %s", result.name, c.warning)

@@ -209,3 +209,21 @@ def test_select_auto_from_a_screening_database(tmp_path, tiny_model_dir, capsys)
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert f"chosen: row {row.id} hop 0: Em {hop['em']:.3f} +- {hop['em_std']:.3f} eV" in out
+
+
+def test_an_unconverged_neb_far_from_the_network_is_dropped():
+    """A band that flew apart (421 eV, unconverged) is dropped: the network's barrier alone."""
+    from ase_em.neb.combine import combine_result
+
+    def refined(em, converged):
+        return RefinedHop("h", "Mg", em, em, em, [0.0, em / 2, em, em / 2, 0.0], [0, 1, 2, 3, 4], converged,
+                          0.1, 0.5, 200, 10, 1.0, "CHGNet", 3, 0.0, em_network=0.62, em_network_std=0.2,
+                          endpoint_shift=0.1)
+
+    wild = combine_result(refined(421.0, False))
+    assert (wild.em_combined, wild.em_combined_std) == (0.62, 0.2)
+    assert "did not converge" in wild.combine_warning and "network's alone" in wild.combine_warning
+    near = combine_result(refined(0.9, False))  # unfinished but within the uncertainties: combined
+    assert 0.62 < near.em_combined < 0.9 and near.combine_warning is None
+    far = combine_result(refined(3.0, True))  # converged and far: combined, widened, warned
+    assert far.em_combined > 0.62 and far.em_combined_std > 0.2 and "disagree" in far.combine_warning
