@@ -18,13 +18,16 @@ end site is empty). Two energy landscapes:
   the other ions of the mobile element (bvlain's Coulomb term with the ion's own radius and
   quantum number).
 
-Oxidation states come per element from pymatgen's ``Composition.oxi_state_guesses`` on the
-crystal the band was cut from: host + ion, + one more ion when the host holds other ions of
-its element (a vacancy cell: the empty end site is filled). Averaged (mixed-valence)
-cation states are kept as they are (they only scale the Coulomb term); anions get their
-usual charge for bvlain's Morse parameters when the guess gives a fraction; with no guess
-at all, anions keep their usual charge and the other cations share the rest in proportion
-to their first common oxidation state.
+Oxidation states come per element (the mobile ion: its usual charge; the framework:
+pymatgen's ``Composition.oxi_state_guesses`` for the charge that balances the mobile ions
+of the crystal the band was cut from, i.e. host + ion, + one more ion when the host holds
+other ions of its element: a vacancy cell, whose empty end site is filled). Averaged
+(mixed-valence) cation states are kept (they only scale the Coulomb term); anions get
+their usual charge for bvlain's Morse parameters when the guess gives a negative fraction; with no
+guess, anions keep their usual charge and the other cations share the rest in proportion
+to their highest common oxidation state. Hops whose pairs have unphysical entries in
+bvlain's table (Morse alpha <= 0: Mg-Se, Mg-Te, Mg-I, Ca-Te, Ca-Br, Ca-I, Sr-Te, Sr-Br,
+Sr-I) get no BV data (blank row); the models impute the median, the rules leave them out.
 
 Per hop and landscape: the energy at the two endpoints, the maximum over 21 points of the
 straight segment, and the bottleneck (minimax) energy of the best path between the two
@@ -43,7 +46,8 @@ the random folds of ``alignn-em-v1`` (5 folds, seed 0):
   and with the BV features; paired MAE difference fold by fold and paired pair-accuracy
   difference (bootstrap over structures);
 * a stack: the network's out-of-fold prediction plus BV features in a small second stage
-  (ridge, and shallow trees on the residual), trained within each fold on the other folds'
+  on the residual (ridge; shallow trees; ridge with the BV features also centred on their
+  structure's mean, features only), trained within each fold on the other folds'
   out-of-fold values only; the same paired differences against the network alone;
 * MAE and bias per DFT barrier bin.
 
@@ -83,38 +87,45 @@ _OXI_CACHE: dict[str, tuple[dict[str, float], str]] = {}
 
 
 def oxidation_states(hop) -> tuple[dict[str, float], str]:
-    """Per-element oxidation states of the crystal the hop's band was cut from, and their source."""
+    """Per-element oxidation states of the crystal the hop's band was cut from, and their source.
+
+    The mobile element takes its usual charge; the rest (the framework) gets pymatgen's first
+    guess for the charge that balances the mobile ions, on the framework's reduced formula
+    (small, so the guess is fast) times the least factor up to 4 that makes that charge whole;
+    when none does (one ion in a large host), the charge is rounded on the reduced formula.
+    """
     from pymatgen.core import Composition, Element
 
     count = Counter(hop.host_symbols)
-    count[hop.ion] += 2 if count[hop.ion] else 1  # vacancy cell: fill the empty end site
-    comp = Composition(dict(count))
-    key = comp.reduced_formula
+    n_mobile = count.pop(hop.ion, 0)
+    n_mobile += 2 if n_mobile else 1  # a vacancy cell: the ion and its empty end site
+    q_ion = float(ION_CHARGE.get(hop.ion, 1))
+    frame = Composition(dict(count))
+    reduced, factor = frame.get_reduced_composition_and_factor()
+    charge = -q_ion * n_mobile / factor
+    key = f"{hop.ion} {reduced.formula} {charge:.6f}"
     if key in _OXI_CACHE:
         return _OXI_CACHE[key]
-    guesses = comp.oxi_state_guesses(max_sites=-1)
+    k = next((k for k in (1, 2, 3, 4) if abs(k * charge - round(k * charge)) < 1e-6), None)
+    source = "guess" if k else "guess, rounded charge"
+    guesses = (reduced * (k or 1)).oxi_state_guesses(target_charge=round((k or 1) * charge), max_sites=None)
     if guesses:
-        ox, source = dict(guesses[0]), "guess"
+        ox = dict(guesses[0])
         for el in ox:
-            if el in ANION_CHARGE and abs(ox[el] - round(ox[el])) > 1e-6:
-                ox[el], source = float(ANION_CHARGE[el]), "guess+anion"
-    else:  # no neutral guess: usual anion charges, the rest shared by the other cations
+            if el in ANION_CHARGE and ox[el] < 0 and abs(ox[el] - round(ox[el])) > 1e-6:
+                ox[el], source = float(ANION_CHARGE[el]), source + ", usual anion charge"
+    else:  # no guess: usual anion charges, the rest shared by the other cations
         ox, source = {}, "fallback"
-        neg = sum(ANION_CHARGE[str(el)] * n for el, n in comp.items() if str(el) in ANION_CHARGE)
-        ion_q = ION_CHARGE.get(hop.ion, 1)
-        others = {str(el): n for el, n in comp.items() if str(el) not in ANION_CHARGE and str(el) != hop.ion}
+        neg = sum(ANION_CHARGE[str(el)] * n for el, n in frame.items() if str(el) in ANION_CHARGE)
+        others = {str(el): n for el, n in frame.items() if str(el) not in ANION_CHARGE}
         common = {el: max(Element(el).common_oxidation_states or (1,)) for el in others}
-        rest = -neg - ion_q * comp[hop.ion]
-        scale = rest / max(sum(common[el] * n for el, n in others.items()), 1e-9)
-        for el in comp:
+        scale = (-neg - q_ion * n_mobile) / max(sum(common[el] * n for el, n in others.items()), 1e-9)
+        for el in frame:
             s = str(el)
-            if s in ANION_CHARGE:
-                ox[s] = float(ANION_CHARGE[s])
-            else:
-                ox[s] = ion_q if s == hop.ion else common[s] * scale
-    ox[hop.ion] = float(ION_CHARGE.get(hop.ion, ox.get(hop.ion, 1)))
+            ox[s] = float(ANION_CHARGE[s]) if s in ANION_CHARGE else common[s] * scale
+    ox[hop.ion] = q_ion
     _OXI_CACHE[key] = (ox, source)
-    return ox, source
+    return dict(ox), source
 
 
 # ---------------------------------------------------------------- BVSE of a hop
@@ -358,6 +369,12 @@ def report(data, args) -> None:
     groups = pw.structures(names)
     f = read_features(Path(args.cache), names)
     Xbv, bv_names = bv_matrix(f)
+    # the BV features minus their mean over the hop's structure (features only, no labels):
+    # what tells one pathway of a crystal from its others
+    Xc = Xbv.copy()
+    for g in np.unique(groups):
+        sel = groups == g
+        Xc[sel] -= Xbv[sel].mean(0)
     lines: list[str] = []
 
     def say(s: str = "") -> None:
@@ -412,7 +429,8 @@ def report(data, args) -> None:
     for scheme, folds in schemes.items():
         p_net = nets[scheme]
         oof = {"network": p_net.copy(), "floor": np.zeros_like(y), "floor+BV": np.zeros_like(y),
-               "stack ridge": np.zeros_like(y), "stack trees": np.zeros_like(y)}
+               "stack ridge": np.zeros_like(y), "stack trees": np.zeros_like(y),
+               "stack ridge, centred": np.zeros_like(y)}
         for k, test in enumerate(folds):
             train = np.setdiff1d(np.arange(len(y)), test)
             for name, X in (("floor", Xd), ("floor+BV", np.hstack([Xd, Xbv]))):
@@ -424,6 +442,10 @@ def report(data, args) -> None:
             oof["stack ridge"][test] = p_net[test] + ridge.predict(Z[test])
             st = trees(leaf=10, feat=0.5).fit(Z[train], y[train] - p_net[train])
             oof["stack trees"][test] = p_net[test] + st.predict(Z[test])
+            Zc = np.hstack([Z, Xc])
+            ridge = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 3, 21)))
+            ridge.fit(Zc[train], y[train] - p_net[train])
+            oof["stack ridge, centred"][test] = p_net[test] + ridge.predict(Zc[test])
             print(f"  {scheme} fold {k + 1}/5 done", flush=True)
         for name, p in oof.items():
             oof_all[f"{scheme}: {name}"] = p
@@ -435,7 +457,7 @@ def report(data, args) -> None:
         say("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         for name, p in oof.items():
             k = pw.ranking(y, p, groups)
-            base = {"floor+BV": "floor", "stack ridge": "network", "stack trees": "network"}.get(name)
+            base = "floor" if name == "floor+BV" else "network" if name.startswith("stack") else None
             cells = ["", "", "", ""]
             if base:
                 d = np.abs(p - y) - np.abs(oof[base] - y)
