@@ -3,6 +3,7 @@
 Usage:
     python benchmarks/bv_path.py [--data TRAIN.json] [--cache runs/bv-path/features.csv]
         [--limit N] [--features-only] [--out docs/study/bv-path] [--tree-seed 0]
+        [--tube 1.5] [--grid 0.15]
 
 Step 1 (resumable; progress every 10 hops): bond-valence site energies (BVSE, bvlain's
 parameters and potential: Morse-type attraction to the anions, screened Coulomb repulsion
@@ -335,6 +336,7 @@ def bv_matrix(f: dict[str, np.ndarray]) -> tuple[np.ndarray, list[str]]:
 
 
 def main() -> None:
+    global TUBE, GRID
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", default=str(ROOT.parent / "shared/data/em619/band5_train.json"))
     parser.add_argument("--cache", default="runs/bv-path/features.csv")
@@ -344,7 +346,10 @@ def main() -> None:
     parser.add_argument("--network-grouped", default="docs/study/cv-grouped-v1")
     parser.add_argument("--network-random", default="ase_em/weights/alignn-em-v1")
     parser.add_argument("--tree-seed", type=int, default=0, help="random_state of every tree model")
+    parser.add_argument("--tube", type=float, default=TUBE, help="half-width (A) of the path-search box")
+    parser.add_argument("--grid", type=float, default=GRID, help="spacing (A) of the path-search grid")
     args = parser.parse_args()
+    TUBE, GRID = args.tube, args.grid  # one setting a run: use a separate --cache for others
 
     from ase_em.training.data import load_em619
 
