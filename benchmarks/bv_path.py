@@ -1,0 +1,537 @@
+"""The bond-valence lever: BVSE barriers of each TRAIN hop as rules, as descriptors and in a stack.
+
+Usage:
+    python benchmarks/bv_path.py [--data TRAIN.json] [--cache runs/bv-path/features.csv]
+        [--limit N] [--features-only] [--out docs/study/bv-path] [--tree-seed 0]
+        [--tube 1.5] [--grid 0.15]
+
+Step 1 (resumable; progress every 10 hops): bond-valence site energies (BVSE, bvlain's
+parameters and potential: Morse-type attraction to the anions, screened Coulomb repulsion
+from the cations) of the migrating ion along its hop, one CSV row per hop in ``--cache``.
+A rerun reads that file and computes only the hops it lacks.
+
+How the hop is represented: the band's host (every atom but the migrating ion; for a
+vacancy hop the other ions of its element are there, the start site holds the ion and the
+end site is empty). Two energy landscapes:
+
+* ``fw``: bvlain's standard BVSE, every atom of the mobile element removed (the framework);
+* ``host``: the band's host as it is, i.e. ``fw`` plus the screened Coulomb repulsion from
+  the other ions of the mobile element (bvlain's Coulomb term with the ion's own radius and
+  quantum number).
+
+Oxidation states come per element (the mobile ion: its usual charge; the framework:
+pymatgen's ``Composition.oxi_state_guesses`` for the charge that balances the mobile ions
+of the crystal the band was cut from, i.e. host + ion, + one more ion when the host holds
+other ions of its element: a vacancy cell, whose empty end site is filled). Averaged
+(mixed-valence) cation states are kept (they only scale the Coulomb term); anions get
+their usual charge for bvlain's Morse parameters when the guess gives a negative fraction; with no
+guess, anions keep their usual charge and the other cations share the rest in proportion
+to their highest common oxidation state. Hops whose pairs have unphysical entries in
+bvlain's table (Morse alpha <= 0: Mg-Se, Mg-Te, Mg-I, Ca-Te, Ca-Br, Ca-I, Sr-Te, Sr-Br,
+Sr-I) get no BV data (blank row), as do hops with a pair missing from it (a KeyError: nitrides,
+phosphides); the models impute the median, the rules leave them out.
+
+Per hop and landscape: the energy at the two endpoints, the maximum over 21 points of the
+straight segment, and the bottleneck (minimax) energy of the best path between the two
+endpoint nodes of a grid (0.15 A) in a box of +-1.5 A around the straight segment (it
+reaches 2 grid steps beyond each end): the lowest level at which the two nodes are
+face-connected (scipy.ndimage.label, bisection over the grid's energies). "Straight
+barrier" = straight maximum - start energy, "path barrier" = bottleneck - start energy.
+
+Step 2 (unless --features-only, once every hop has its row): the figures, each with the
+grouped folds of ``docs/study/cv-grouped-v1`` (compound groups, 5 folds, seed 0) and with
+the random folds of ``alignn-em-v1`` (5 folds, seed 0):
+
+* the BV barriers as rules (lowest found, pairs, pairs > 0.3 eV, as benchmarks/pathways.py;
+  Spearman with DFT over all hops);
+* the descriptor floor (benchmarks/descriptor_baseline.py's trees and descriptors) without
+  and with the BV features; paired MAE difference fold by fold and paired pair-accuracy
+  difference (bootstrap over structures);
+* a stack: the network's out-of-fold prediction plus BV features in a small second stage
+  on the residual (ridge; shallow trees; ridge with the BV features also centred on their
+  structure's mean, features only), trained within each fold on the other folds'
+  out-of-fold values only; the same paired differences against the network alone;
+* the mean of the network's and the floor+BV trees' predictions;
+* MAE and bias per DFT barrier bin.
+
+``--tree-seed`` changes the trees' random_state (the folds stay). Writes ``features.csv``
+(the cache), ``oof.csv`` (every model's out-of-fold predictions) and ``results.md`` (the
+tables) to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib.util
+import json
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+N_STRAIGHT = 21  # points on the straight segment, endpoints included
+GRID = 0.15  # A: spacing of the tube grid
+TUBE = 1.5  # A: half-width of the box around the straight segment
+R_CUT = 8.0  # A: BVSE interaction cutoff (bvlain: 10 A but only the 100 nearest atoms)
+ION_CHARGE = {"Li": 1, "Na": 1, "K": 1, "Rb": 1, "Cs": 1, "Ag": 1,
+              "Mg": 2, "Ca": 2, "Sr": 2, "Zn": 2, "Al": 3}
+ANION_CHARGE = {"O": -2, "S": -2, "Se": -2, "Te": -2, "F": -1, "Cl": -1, "Br": -1, "I": -1, "N": -3}
+LANDSCAPES = ("fw", "host")
+FIELDS = ["sys_name", "target", "ion", "length", "oxi_source", "seconds"] + [
+    f"{land}_{k}" for land in LANDSCAPES for k in ("e_start", "e_end", "e_straight", "e_path")
+] + [f"host_profile_{i}" for i in range(N_STRAIGHT)]
+
+
+# ---------------------------------------------------------------- oxidation states
+
+_OXI_CACHE: dict[str, tuple[dict[str, float], str]] = {}
+
+
+def oxidation_states(hop) -> tuple[dict[str, float], str]:
+    """Per-element oxidation states of the crystal the hop's band was cut from, and their source.
+
+    The mobile element takes its usual charge; the rest (the framework) gets pymatgen's first
+    guess for the charge that balances the mobile ions, on the framework's reduced formula
+    (small, so the guess is fast) times the least factor up to 4 that makes that charge whole;
+    when none does (one ion in a large host), the charge is rounded on the reduced formula.
+    """
+    from pymatgen.core import Composition, Element
+
+    count = Counter(hop.host_symbols)
+    n_mobile = count.pop(hop.ion, 0)
+    n_mobile += 2 if n_mobile else 1  # a vacancy cell: the ion and its empty end site
+    q_ion = float(ION_CHARGE.get(hop.ion, 1))
+    frame = Composition(dict(count))
+    reduced, factor = frame.get_reduced_composition_and_factor()
+    charge = -q_ion * n_mobile / factor
+    key = f"{hop.ion} {reduced.formula} {charge:.6f}"
+    if key in _OXI_CACHE:
+        return _OXI_CACHE[key]
+    k = next((k for k in (1, 2, 3, 4) if abs(k * charge - round(k * charge)) < 1e-6), None)
+    source = "guess" if k else "guess, rounded charge"
+    guesses = (reduced * (k or 1)).oxi_state_guesses(target_charge=round((k or 1) * charge), max_sites=None)
+    if guesses:
+        ox = dict(guesses[0])
+        for el in ox:
+            if el in ANION_CHARGE and ox[el] < 0 and abs(ox[el] - round(ox[el])) > 1e-6:
+                ox[el], source = float(ANION_CHARGE[el]), source + ", usual anion charge"
+    else:  # no guess: usual anion charges, the rest shared by the other cations
+        ox, source = {}, "fallback"
+        neg = sum(ANION_CHARGE[str(el)] * n for el, n in frame.items() if str(el) in ANION_CHARGE)
+        others = {str(el): n for el, n in frame.items() if str(el) not in ANION_CHARGE}
+        common = {el: max(Element(el).common_oxidation_states or (1,)) for el in others}
+        scale = (-neg - q_ion * n_mobile) / max(sum(common[el] * n for el, n in others.items()), 1e-9)
+        for el in frame:
+            s = str(el)
+            ox[s] = float(ANION_CHARGE[s]) if s in ANION_CHARGE else common[s] * scale
+    ox[hop.ion] = q_ion
+    _OXI_CACHE[key] = (ox, source)
+    return dict(ox), source
+
+
+# ---------------------------------------------------------------- BVSE of a hop
+
+
+class HopLandscape:
+    """BVSE of the migrating ion at any point near its hop, in both landscapes (eV)."""
+
+    def __init__(self, hop):
+        from bvlain import Lain
+        from bvlain.potentials import BVSEPotential
+        from pymatgen.core import Lattice, Structure
+        from scipy.spatial import cKDTree
+
+        ox, self.oxi_source = oxidation_states(hop)
+        host = Structure(Lattice(hop.cell), list(hop.host_symbols), hop.host_positions,
+                         coords_are_cartesian=True)
+        host.add_oxidation_state_by_element(ox)
+        q = int(round(ox[hop.ion]))
+        lain = Lain(verbose=False)
+        lain.read_structure(host, oxi_check=False)
+        lain._get_params(f"{hop.ion}{q}+")  # bvlain's parameter lookup: fills the framework arrays
+        fw = lain.framework
+        bad = sorted({s for s, a in zip(fw.get_chemical_symbols(), fw.get_array("alpha")) if a <= 0})
+        if bad:  # bvlain's table holds a few unphysical pairs (alpha < 0): no BV data for the hop
+            raise ValueError(f"bvlain's Morse alpha <= 0 for {hop.ion}{q}+ - {', '.join(bad)}")
+        self.pot = BVSEPotential
+        self.q, self.rc, self.n = lain.q_mi, lain.rc_mi, lain.n_mi
+        self.start, self.end = np.asarray(hop.start, float), np.asarray(hop.end, float)
+        centre = (self.start + self.end) / 2
+        reach = R_CUT + hop.length / 2 + np.sqrt(3) * (TUBE + 3 * GRID)
+        lat = Lattice(hop.cell)
+
+        def images(frac: np.ndarray):
+            if len(frac) == 0:
+                return np.zeros((0, 3)), np.zeros(0, int)
+            pts = lat.get_points_in_sphere(frac, centre, reach, zip_results=False)
+            if len(pts) == 0 or len(pts[0]) == 0:
+                return np.zeros((0, 3)), np.zeros(0, int)
+            return lat.get_cartesian_coords(pts[0]), np.asarray(pts[2], int)
+
+        xyz, idx = images(lat.get_fractional_coords(fw.positions))
+        self.fw_xyz = xyz
+        self.fw_tree = cKDTree(xyz)
+        self.fw_par = {k: fw.get_array(k)[idx] for k in ("r_min", "alpha", "d0", "r_c", "n", "oxi_states")}
+        mobile = np.asarray([s == hop.ion for s in hop.host_symbols])
+        xyz_m, _ = images(lat.get_fractional_coords(np.asarray(hop.host_positions)[mobile]))
+        self.mi_tree = cKDTree(xyz_m) if len(xyz_m) else None
+
+    def energies(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(fw, host) BVSE at ``points`` (N, 3), eV."""
+        from scipy.spatial import cKDTree
+
+        tree = cKDTree(points)
+        m = tree.sparse_distance_matrix(self.fw_tree, R_CUT, output_type="coo_matrix")
+        r = np.maximum(m.data, 1e-3)
+        p = {k: v[m.col] for k, v in self.fw_par.items()}
+        morse = np.nan_to_num(self.pot.Morse(r, p["r_min"], p["d0"], p["alpha"]), nan=0.0)
+        qq = np.where(p["oxi_states"] * self.q > 0, p["oxi_states"], 0.0)
+        coul = np.nan_to_num(self.pot.Coulomb(r, self.q, qq, self.rc, p["r_c"], self.n, p["n"]), nan=0.0)
+        fw = np.bincount(m.row, morse + coul, minlength=len(points))
+        extra = np.zeros(len(points))
+        if self.mi_tree is not None:
+            mm = tree.sparse_distance_matrix(self.mi_tree, R_CUT, output_type="coo_matrix")
+            rr = np.maximum(mm.data, 1e-3)
+            c = self.pot.Coulomb(rr, self.q, self.q, self.rc, self.rc, self.n, self.n)
+            extra = np.bincount(mm.row, c, minlength=len(points))
+        return fw, fw + extra
+
+    def tube(self) -> tuple[np.ndarray, tuple, tuple, tuple]:
+        """Grid points of the box around the segment, its shape and the two endpoint nodes."""
+        d = self.end - self.start
+        length = np.linalg.norm(d)
+        e1 = d / length
+        a = np.cross(e1, [1.0, 0.0, 0.0] if abs(e1[0]) < 0.9 else [0.0, 1.0, 0.0])
+        e2 = a / np.linalg.norm(a)
+        e3 = np.cross(e1, e2)
+        m = int(np.ceil(length / GRID))
+        s = np.concatenate([-GRID * np.arange(2, 0, -1), np.linspace(0, length, m + 1),
+                            length + GRID * np.arange(1, 3)])
+        k = int(round(TUBE / GRID))
+        u = GRID * np.arange(-k, k + 1)
+        S, U, V = np.meshgrid(s, u, u, indexing="ij")
+        pts = self.start + S[..., None] * e1 + U[..., None] * e2 + V[..., None] * e3
+        return pts.reshape(-1, 3), S.shape, (2, k, k), (2 + m, k, k)
+
+
+def bottleneck(E: np.ndarray, a: tuple, b: tuple) -> float:
+    """Lowest level at which nodes ``a`` and ``b`` of grid ``E`` are face-connected."""
+    from scipy.ndimage import label
+
+    levels = np.unique(E[E >= max(E[a], E[b])])
+    lo, hi = 0, len(levels) - 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lab, _ = label(E <= levels[mid])
+        if lab[a] == lab[b]:
+            hi = mid
+        else:
+            lo = mid + 1
+    return float(levels[lo])
+
+
+def hop_features(hop) -> dict:
+    land = HopLandscape(hop)
+    frac = np.linspace(0, 1, N_STRAIGHT)[:, None]
+    line = land.start + frac * (land.end - land.start)
+    pts, shape, a, b = land.tube()
+    fw_line, host_line = land.energies(line)
+    fw_grid, host_grid = land.energies(pts)
+    out = {"oxi_source": land.oxi_source}
+    for name, e_line, e_grid in (("fw", fw_line, fw_grid), ("host", host_line, host_grid)):
+        grid = e_grid.reshape(shape)
+        out[f"{name}_e_start"] = e_line[0]
+        out[f"{name}_e_end"] = e_line[-1]
+        out[f"{name}_e_straight"] = e_line.max()
+        out[f"{name}_e_path"] = bottleneck(grid, a, b)
+    for i, e in enumerate(host_line):
+        out[f"host_profile_{i}"] = e
+    return out
+
+
+def compute_features(data, cache: Path, limit: int | None) -> None:
+    done = set()
+    if cache.is_file():
+        with open(cache, newline="") as fh:
+            done = {r["sys_name"] for r in csv.DictReader(fh)}
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    todo = [i for i, n in enumerate(data.names) if n not in done]
+    if limit is not None:
+        todo = todo[:limit]
+    print(f"{len(done)} hops cached in {cache}, {len(todo)} to compute", flush=True)
+    new = not cache.is_file()
+    with open(cache, "a", newline="") as fh:
+        writer = csv.DictWriter(fh, FIELDS)
+        if new:
+            writer.writeheader()
+        t0, spent = time.time(), []
+        for c, i in enumerate(todo, 1):
+            hop = data.hops[i]
+            t = time.time()
+            try:
+                f = hop_features(hop)
+            except Exception as exc:  # a hop bvlain has no parameters for: a row of blanks
+                print(f"  {data.names[i]}: {type(exc).__name__}: {exc}", flush=True)
+                f = {"oxi_source": f"error: {type(exc).__name__}"}
+            dt = time.time() - t
+            spent.append(dt)
+            row = {"sys_name": data.names[i], "target": data.targets[i], "ion": hop.ion,
+                   "length": round(hop.length, 4), "seconds": round(dt, 2)}
+            row.update({k: round(float(v), 4) if isinstance(v, (float, np.floating)) else v
+                        for k, v in f.items()})
+            writer.writerow(row)
+            fh.flush()
+            if c % 10 == 0 or c == len(todo):
+                print(f"  {c}/{len(todo)}  {np.mean(spent):.2f} s/hop (median {np.median(spent):.2f})  "
+                      f"{time.time() - t0:.0f} s", flush=True)
+
+
+# ---------------------------------------------------------------- the figures
+
+
+def _module(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def read_features(cache: Path, names: list[str]) -> dict[str, np.ndarray]:
+    with open(cache, newline="") as fh:
+        rows = {r["sys_name"]: r for r in csv.DictReader(fh)}
+    missing = [n for n in names if n not in rows]
+    if missing:
+        raise SystemExit(f"{len(missing)} hops have no features yet (rerun without --features-only)")
+
+    def col(k):
+        return np.asarray([float(rows[n][k]) if rows[n].get(k) not in (None, "") else np.nan for n in names])
+
+    out = {k: col(k) for k in FIELDS[6:]}
+    out["seconds"] = col("seconds")
+    out["oxi_source"] = np.asarray([rows[n]["oxi_source"] for n in names])
+    return out
+
+
+def bv_matrix(f: dict[str, np.ndarray]) -> tuple[np.ndarray, list[str]]:
+    """BV descriptors of each hop: barriers, endpoint asymmetry, site energy, per landscape."""
+    cols, names = [], []
+    for land in LANDSCAPES:
+        s, e = f[f"{land}_e_start"], f[f"{land}_e_end"]
+        for name, v in (
+            ("straight_barrier", f[f"{land}_e_straight"] - s),
+            ("path_barrier", f[f"{land}_e_path"] - s),
+            ("straight_barrier_hi", f[f"{land}_e_straight"] - np.maximum(s, e)),
+            ("path_barrier_hi", f[f"{land}_e_path"] - np.maximum(s, e)),
+            ("end_minus_start", e - s),
+            ("e_start", s),
+        ):
+            cols.append(v)
+            names.append(f"{land}_{name}")
+    X = np.stack(cols, 1)
+    X = np.where(np.isfinite(X), X, np.nanmedian(X, 0))  # hops without BV data: the median
+    return np.clip(X, -50, 50), names
+
+
+def main() -> None:
+    global TUBE, GRID
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data", default=str(ROOT.parent / "shared/data/em619/band5_train.json"))
+    parser.add_argument("--cache", default="runs/bv-path/features.csv")
+    parser.add_argument("--limit", type=int, default=None, help="compute at most N new hops")
+    parser.add_argument("--features-only", action="store_true")
+    parser.add_argument("--out", default="docs/study/bv-path")
+    parser.add_argument("--network-grouped", default="docs/study/cv-grouped-v1")
+    parser.add_argument("--network-random", default="ase_em/weights/alignn-em-v1")
+    parser.add_argument("--tree-seed", type=int, default=0, help="random_state of every tree model")
+    parser.add_argument("--tube", type=float, default=TUBE, help="half-width (A) of the path-search box")
+    parser.add_argument("--grid", type=float, default=GRID, help="spacing (A) of the path-search grid")
+    args = parser.parse_args()
+    TUBE, GRID = args.tube, args.grid  # one setting a run: use a separate --cache for others
+
+    from ase_em.training.data import load_em619
+
+    data = load_em619(args.data, skip_invalid=True)
+    compute_features(data, Path(args.cache), args.limit)
+    if args.features_only:
+        return
+    report(data, args)
+
+
+def report(data, args) -> None:
+    from scipy.stats import spearmanr
+    from sklearn.ensemble import ExtraTreesRegressor
+    from sklearn.linear_model import RidgeCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from ase_em.training.ensemble import compound_groups, fold_indices, read_cv_predictions
+
+    pw = _module("pathways")
+    db = _module("descriptor_baseline")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    y = np.asarray(data.targets, float)
+    names = list(data.names)
+    groups = pw.structures(names)
+    f = read_features(Path(args.cache), names)
+    Xbv, bv_names = bv_matrix(f)
+    # the BV features minus their mean over the hop's structure (features only, no labels):
+    # what tells one pathway of a crystal from its others
+    Xc = Xbv.copy()
+    for g in np.unique(groups):
+        sel = groups == g
+        Xc[sel] -= Xbv[sel].mean(0)
+    lines: list[str] = []
+
+    def say(s: str = "") -> None:
+        print(s, flush=True)
+        lines.append(s)
+
+    ok = np.isfinite(f["host_e_path"])
+    say(f"TRAIN n = {len(y)}; BV features for {ok.sum()} hops; oxidation states: "
+        + ", ".join(f"{k} {v}" for k, v in Counter(f["oxi_source"]).most_common()))
+    sec = f["seconds"]
+    say(f"time per hop (one shared thread): mean {np.nanmean(sec):.2f} s, median {np.nanmedian(sec):.2f} s, "
+        f"max {np.nanmax(sec):.1f} s, total {np.nansum(sec) / 60:.1f} min\n")
+
+    # (i) the rules, on the hops with BV data (the network's grouped OOF beside them)
+    length = np.asarray([h.length for h in data.hops])
+    p_grouped = read_cv_predictions(args.network_grouped, y)[1]
+    k_all = pw.ranking(y[ok], length[ok], groups[ok], tie=1e-3)
+    say(f"rules on the {ok.sum()} hops with BV data: {k_all['structures']} structures with 2+ pathways, "
+        f"{k_all['pairs']} pairs, {k_all['pairs_gap']} with a DFT gap > 0.3 eV\n")
+    say("| rule (lower score = lower barrier) | lowest found | pairs | pairs > 0.3 eV | Spearman with DFT |")
+    say("| --- | --- | --- | --- | --- |")
+    rules = {"network (cv-grouped-v1 OOF, for reference)": p_grouped, "shorter hop": length}
+    for j, n in enumerate(bv_names):
+        if "barrier" in n:
+            rules[n] = Xbv[:, j]
+    for n, s in rules.items():
+        k = pw.ranking(y[ok], s[ok], groups[ok], tie=1e-3 if n == "shorter hop" else 1e-6)
+        rho = spearmanr(s[ok], y[ok]).statistic
+        say(f"| {n} | {k['found']:.3f} | {k['pair_acc']:.3f} | {k['pair_acc_gap']:.3f} | {rho:+.3f} |")
+    say()
+
+    # descriptors of the floor (as benchmarks/descriptor_baseline.py, with the structural class)
+    t = time.time()
+    Xd = np.stack([db.descriptors(h) for h in data.hops])
+    records = {r["sys_name"]: r for r in json.loads(Path(args.data).read_text())}
+    classes = sorted({records[n].get("class", "") for n in names})
+    Xd = np.hstack([Xd, np.array([[float(records[n].get("class") == c) for c in classes] for n in names])])
+    print(f"descriptors: {Xd.shape[1]} in {time.time() - t:.0f} s", flush=True)
+
+    schemes = {
+        "grouped": fold_indices(len(y), 5, 0, compound_groups(names)),
+        "random": fold_indices(len(y), 5, 0, None),
+    }
+    nets = {"grouped": read_cv_predictions(args.network_grouped, y)[1],
+            "random": read_cv_predictions(args.network_random, y)[1]}
+    oof_all: dict[str, np.ndarray] = {}
+
+    def trees(leaf=1, feat=0.5):
+        return ExtraTreesRegressor(n_estimators=500, min_samples_leaf=leaf, max_features=feat,
+                                   random_state=args.tree_seed, n_jobs=1)
+
+    for scheme, folds in schemes.items():
+        p_net = nets[scheme]
+        oof = {"network": p_net.copy(), "floor": np.zeros_like(y), "floor+BV": np.zeros_like(y),
+               "stack ridge": np.zeros_like(y), "stack trees": np.zeros_like(y),
+               "stack ridge, centred": np.zeros_like(y)}
+        importance = np.zeros(Xd.shape[1] + Xbv.shape[1])
+        for k, test in enumerate(folds):
+            train = np.setdiff1d(np.arange(len(y)), test)
+            for name, X in (("floor", Xd), ("floor+BV", np.hstack([Xd, Xbv]))):
+                model = trees().fit(X[train], y[train])
+                oof[name][test] = model.predict(X[test])
+            importance += model.feature_importances_ / len(folds)
+            # second stage: the network's OOF value of the training hops only, plus BV features
+            Z = np.hstack([p_net[:, None], Xbv])
+            ridge = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 3, 21)))
+            ridge.fit(Z[train], y[train] - p_net[train])
+            oof["stack ridge"][test] = p_net[test] + ridge.predict(Z[test])
+            st = trees(leaf=10, feat=0.5).fit(Z[train], y[train] - p_net[train])
+            oof["stack trees"][test] = p_net[test] + st.predict(Z[test])
+            Zc = np.hstack([Z, Xc])
+            ridge = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 3, 21)))
+            ridge.fit(Zc[train], y[train] - p_net[train])
+            oof["stack ridge, centred"][test] = p_net[test] + ridge.predict(Zc[test])
+            print(f"  {scheme} fold {k + 1}/5 done", flush=True)
+        oof["mean of network and floor"] = (p_net + oof["floor"]) / 2
+        oof["mean of network and floor+BV"] = (p_net + oof["floor+BV"]) / 2
+        for name, p in oof.items():
+            oof_all[f"{scheme}: {name}"] = p
+        rows = [("network", None), ("floor", None), ("floor+BV", "floor"), ("floor+BV", "network")]
+        rows += [(n, "network") for n in oof if n.startswith("stack") or n.startswith("mean")]
+        rows += [("mean of network and floor+BV", "mean of network and floor")]
+
+        bv_imp = importance[Xd.shape[1]:]
+        top = ", ".join(f"{bv_names[j]} {bv_imp[j]:.3f}" for j in np.argsort(-bv_imp)[:4])
+        rank = int((importance > bv_imp.max()).sum()) + 1
+        say(f"{scheme}: the BV columns hold {bv_imp.sum():.2f} of the floor+BV trees' impurity importance "
+            f"(mean over folds; {len(bv_names)} of {len(importance)} columns); the top BV column ranks "
+            f"{rank} of all; top: {top}\n")
+        say(f"**{scheme} 5-fold CV, seed 0** (paired differences: MAE fold by fold, mean +- SE over "
+            "5 folds; pairs +- bootstrap SE over structures)\n")
+        say("| model | MAE | R2 | lowest found | pairs | pairs > 0.3 eV | vs | paired dMAE (folds) | "
+            "paired d(pairs) | paired d(pairs > 0.3 eV) |")
+        say("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        for name, base in rows:
+            p = oof[name]
+            k = pw.ranking(y, p, groups)
+            cells = ["", "", "", ""]
+            if base:
+                d = np.abs(p - y) - np.abs(oof[base] - y)
+                fm = [d[i].mean() for i in folds]
+                dp, se = pw.paired_pair_difference(y, p, oof[base], groups)
+                dg, seg = paired_gap_difference(pw, y, p, oof[base], groups)
+                cells = [base, f"{np.mean(fm):+.3f} +- {np.std(fm, ddof=1) / np.sqrt(5):.3f}",
+                         f"{dp:+.3f} +- {se:.3f}", f"{dg:+.3f} +- {seg:.3f}"]
+            r2 = 1 - ((p - y) ** 2).sum() / ((y - y.mean()) ** 2).sum()
+            say(f"| {name} | {np.abs(p - y).mean():.3f} | {r2:.3f} | {k['found']:.3f} | "
+                f"{k['pair_acc']:.3f} | {k['pair_acc_gap']:.3f} | " + " | ".join(cells) + " |")
+        say()
+        heads = [f"{lo}-{hi} eV" if hi < np.inf else f"> {lo} eV" for lo, hi in pw.BINS]
+        say(f"{scheme}: MAE, bias (prediction - DFT) by DFT barrier\n")
+        say("| model | " + " | ".join(f"{h} (n {((y >= lo) & (y < hi)).sum()})"
+                                      for h, (lo, hi) in zip(heads, pw.BINS)) + " |")
+        say("| --- |" + " --- |" * len(pw.BINS))
+        for name, p in oof.items():
+            cells = []
+            for lo, hi in pw.BINS:
+                sel = (y >= lo) & (y < hi)
+                e = p[sel] - y[sel]
+                cells.append(f"{np.abs(e).mean():.2f}, {e.mean():+.2f}")
+            say(f"| {name} | " + " | ".join(cells) + " |")
+        say()
+
+    (out / "results.md").write_text("\n".join(lines) + "\n")
+    with open(out / "oof.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["sys_name", "target"] + list(oof_all))
+        for i, n in enumerate(names):
+            w.writerow([n, f"{y[i]:.5f}"] + [f"{oof_all[k][i]:.5f}" for k in oof_all])
+    cache = Path(args.cache)
+    if cache.resolve() != (out / "features.csv").resolve():
+        (out / "features.csv").write_text(cache.read_text())
+    print(f"wrote {out / 'results.md'}, {out / 'oof.csv'}, {out / 'features.csv'}")
+
+
+def paired_gap_difference(pw, y, p, base, groups, n_boot: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """As pathways.paired_pair_difference, on the pairs with a DFT gap above 0.3 eV."""
+    g, ok, gap = pw.pair_outcomes(y, p, groups)
+    _, ok_b, _ = pw.pair_outcomes(y, base, groups)
+    sel = gap > pw.GAP
+    g, d = g[sel], (ok - ok_b)[sel]
+    names = np.unique(g)
+    rows = [np.nonzero(g == s)[0] for s in names]
+    rng = np.random.default_rng(seed)
+    boot = [d[np.concatenate([rows[i] for i in rng.integers(0, len(rows), len(rows))])].mean()
+            for _ in range(n_boot)]
+    return float(d.mean()), float(np.std(boot, ddof=1))
+
+
+if __name__ == "__main__":
+    main()
