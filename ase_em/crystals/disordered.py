@@ -276,11 +276,12 @@ def disordered_network(
         )
     check_time(t0, formula, max_seconds)
     labels = sorted({e[3] for e in edges})
+    unique = mg.unique_hops  # a pymatgen property that walks every edge: read it once
     # Each hop's band in the supercell the training convention gives it (widths at least
     # max(min_length, 2 * length + 1 A)); hops needing the same supercell share its orderings.
     by_cell: dict[tuple, list[int]] = {}
     for label in labels:
-        width = max(min_length, 2 * mg.unique_hops[label]["hop"].length + PATH_MARGIN)
+        width = max(min_length, 2 * unique[label]["hop"].length + PATH_MARGIN)
         m = supercell_matrix(average.lattice, width)
         by_cell.setdefault(tuple(map(tuple, m.tolist())), []).append(label)
     if predictor is None:
@@ -342,7 +343,7 @@ def disordered_network(
             reason = next((blocked[(k, label)] for k in range(n_orderings) if (k, label) in blocked),
                           "no instance of the hop with both endpoints free of host atoms")
         rows.append(DisorderedHop(
-            label=label, length=float(mg.unique_hops[label]["hop"].length), em=med if ok else None,
+            label=label, length=float(unique[label]["hop"].length), em=med if ok else None,
             em_std=combined, em_spread=spread if ok else None, model_std=model_std,
             n_orderings=len(vals), n_blocked=int((~np.isfinite(ems)).sum()),
             multiplicity=counts[label], blocked=reason, values=tuple(float(x) for x in ems),
@@ -408,18 +409,36 @@ def _choose_instance(
             vectors.append(vec)
     starts_a, vectors_a = np.array(starts), np.array(vectors)  # (I, 3)
     ends_a = starts_a + vectors_a
-    frac_o = o.frac_coords
-    d_start = o.lattice.get_all_distances(o.lattice.get_fractional_coords(starts_a), frac_o)  # (I, N)
-    d_end = o.lattice.get_all_distances(o.lattice.get_fractional_coords(ends_a), frac_o)  # (I, N)
-    host_on = ((d_start < HOST_TOLERANCE) & ~is_ion).any(1) | ((d_end < HOST_TOLERANCE) & ~is_ion).any(1)
-    ion_at_start = ((d_start < MERGE_RADIUS) & is_ion).any(1)
-    end_empty = ~(d_end < MERGE_RADIUS).any(1)
+    n = len(starts_a)
+    # the atoms near each instance's two ends (periodic images included), from pymatgen's
+    # compiled neighbour search: a dense (instances x atoms) distance matrix cost more than
+    # the rest of an ordering's bands
+    host_on, ion_at_start, end_empty = np.zeros(n, bool), np.zeros(n, bool), np.ones(n, bool)
+    for points, at_start in ((starts_a, True), (ends_a, False)):
+        inst, atom, dist = _atoms_near(o, points, max(HOST_TOLERANCE, MERGE_RADIUS))
+        host_on[inst[(dist < HOST_TOLERANCE) & ~is_ion[atom]]] = True
+        if at_start:
+            ion_at_start[inst[(dist < MERGE_RADIUS) & is_ion[atom]]] = True
+        else:
+            end_empty[inst[dist < MERGE_RADIUS]] = False
     score = np.where(host_on, -1, 2 * ion_at_start + end_empty)  # (I,)
     best = int(score.max())
     if best < 0:
         return None
     pick = int(rng.choice(np.flatnonzero(score == best)))
     return starts_a[pick], vectors_a[pick]
+
+
+def _atoms_near(o: Structure, points: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(point, atom, distance in A) of every atom of ``o`` within ``radius`` of one of ``points`` (P, 3)."""
+    from pymatgen.optimization.neighbors import find_points_in_spheres
+
+    inst, atom, _, dist = find_points_in_spheres(
+        np.ascontiguousarray(o.cart_coords, dtype=float), np.ascontiguousarray(points, dtype=float),
+        float(radius) + 1e-6, np.ones(3, dtype=np.int64), np.ascontiguousarray(o.lattice.matrix, dtype=float),
+        tol=1e-8,
+    )
+    return inst.astype(np.int64), atom.astype(np.int64), dist
 
 
 def _band_hop(

@@ -158,7 +158,8 @@ def refine_bottlenecks(
             break
         logger.info("round %d: refining bottleneck hops %s", round_ + 1, wanted)
         width = min_length or DEFAULT_MIN_LENGTH
-        hops = [hop_from_migration_hop(mg.unique_hops[lab]["hop"], min_length=width, name=f"hop_{lab}")
+        unique = mg.unique_hops  # a pymatgen property that walks every edge: read it once
+        hops = [hop_from_migration_hop(unique[lab]["hop"], min_length=width, name=f"hop_{lab}")
                 for lab in wanted]
         results = refine_many(hops, calculator, workers=workers, threads=threads,
                               workdir=None if workdir is None else Path(workdir) / f"round{round_ + 1}",

@@ -147,7 +147,8 @@ def _refine_labels(mg, labels, calculator, min_length, workdir, workers, threads
     from ase_em.neb.batch import refine_many
     from ase_em.neb.on_graph import label_refined
 
-    hops = [hop_from_migration_hop(mg.unique_hops[lab]["hop"], min_length=min_length or DEFAULT_MIN_LENGTH,
+    unique = mg.unique_hops  # a pymatgen property that walks every edge: read it once
+    hops = [hop_from_migration_hop(unique[lab]["hop"], min_length=min_length or DEFAULT_MIN_LENGTH,
                                    name=f"hop_{lab}") for lab in labels]
     results = refine_many(hops, calculator, workers=workers, threads=threads, workdir=workdir, **options)
     refined = dict(zip(labels, results, strict=True))
