@@ -16,6 +16,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     """Print version, shipped model, its CV metrics, torch version and threads."""
     import torch
 
+    from ase_em._runtime.threads import resolve_threads
     from ase_em.model.domain import ModelDomain
     from ase_em.model.weights import (
         DEFAULT_MODEL,
@@ -43,7 +44,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         "train_ions": None if domain is None else dict(sorted(domain.ions.items(), key=lambda kv: -kv[1])),
         "domain": None if domain is None else domain.summary(),
         "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
+        "threads": resolve_threads(),  # what a command uses without --threads (not torch's default)
     }
     if args.json:
         print(json.dumps(info, indent=2))

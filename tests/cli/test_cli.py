@@ -48,9 +48,11 @@ def test_predict_json_on_example(tiny_model_dir, capsys):
     assert again["em"] == pytest.approx(out["em"], abs=1e-4)
 
 
-def test_info(tiny_model_dir, capsys):
+def test_info(tiny_model_dir, capsys, monkeypatch):
+    monkeypatch.delenv("ASE_EM_THREADS", raising=False)
     assert main(["info", "--model", str(tiny_model_dir), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
+    assert info["threads"] == 1  # what commands use, not torch's default of one per core
     assert info["model"] == "tiny-test"
     assert info["model_metrics"]["mae"] == 9.99
     assert info["em_std"] == "spread of the ensemble members (not calibrated)"
