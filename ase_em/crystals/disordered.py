@@ -66,6 +66,7 @@ from ase_em.crystals.hop_graph import build_migration_graph
 from ase_em.crystals.percolation import DIMENSIONS, PeriodicEdge, percolation_barriers
 from ase_em.crystals.structure import read_structure_file
 from ase_em.errors import AseEmError, MissingIonError
+from ase_em.hops.checks import points_near
 from ase_em.hops.hop import Hop
 from ase_em.hops.migration_hop import PATH_MARGIN, supercell_matrix
 from ase_em.model.domain import FLAGS, excluded
@@ -415,7 +416,8 @@ def _choose_instance(
     # the rest of an ordering's bands
     host_on, ion_at_start, end_empty = np.zeros(n, bool), np.zeros(n, bool), np.ones(n, bool)
     for points, at_start in ((starts_a, True), (ends_a, False)):
-        inst, atom, dist = _atoms_near(o, points, max(HOST_TOLERANCE, MERGE_RADIUS))
+        inst, atom, _, dist = points_near(o.cart_coords, points, o.lattice.matrix,
+                                          max(HOST_TOLERANCE, MERGE_RADIUS) + 1e-6)
         host_on[inst[(dist < HOST_TOLERANCE) & ~is_ion[atom]]] = True
         if at_start:
             ion_at_start[inst[(dist < MERGE_RADIUS) & is_ion[atom]]] = True
@@ -427,18 +429,6 @@ def _choose_instance(
         return None
     pick = int(rng.choice(np.flatnonzero(score == best)))
     return starts_a[pick], vectors_a[pick]
-
-
-def _atoms_near(o: Structure, points: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(point, atom, distance in A) of every atom of ``o`` within ``radius`` of one of ``points`` (P, 3)."""
-    from pymatgen.optimization.neighbors import find_points_in_spheres
-
-    inst, atom, _, dist = find_points_in_spheres(
-        np.ascontiguousarray(o.cart_coords, dtype=float), np.ascontiguousarray(points, dtype=float),
-        float(radius) + 1e-6, np.ones(3, dtype=np.int64), np.ascontiguousarray(o.lattice.matrix, dtype=float),
-        tol=1e-8,
-    )
-    return inst.astype(np.int64), atom.astype(np.int64), dist
 
 
 def _band_hop(

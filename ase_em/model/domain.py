@@ -134,16 +134,12 @@ def hop_descriptor(hop: Hop) -> np.ndarray:
     # Host atoms as the periodic images near the path: every (atom, lattice shift) within
     # ENV_RADIUS of a sampled point, from pymatgen's compiled neighbour search (a dense
     # points x atoms x shifts array took 2 ms a hop); each image counts once.
-    from pymatgen.optimization.neighbors import find_points_in_spheres
+    from ase_em.hops.checks import points_near
 
-    cell = np.ascontiguousarray(hop.cell, dtype=float)
-    _, atom, image, dist = find_points_in_spheres(
-        np.ascontiguousarray(hop.host_positions, dtype=float), np.ascontiguousarray(points, dtype=float),
-        float(ENV_RADIUS), np.ones(3, dtype=np.int64), cell, tol=1e-8,
-    )
+    _, atom, image, dist = points_near(hop.host_positions, points, hop.cell, ENV_RADIUS)
     if len(atom) == 0:
         return empty
-    keys = np.column_stack([atom, np.rint(image).astype(np.int64)])  # (pairs, 4): atom and its cell
+    keys = np.column_stack([atom, image])  # (pairs, 4): atom and its cell
     env = np.unique(keys, axis=0)[:, 0]  # (E,) host index of each atom image in the surroundings
     clearance = float(dist.min())
     props = np.array([_element(hop.host_symbols[a]) for a in env])  # (E, 2)
