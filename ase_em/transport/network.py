@@ -39,7 +39,6 @@ crystal; D is projected onto them, so rounding in a finite cluster never reads a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 import numpy as np
 from scipy.sparse import coo_matrix
@@ -205,18 +204,8 @@ def site_energies(n: int, u: np.ndarray, v: np.ndarray, delta: np.ndarray) -> np
 
 
 def _parts(n: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """(n,) label of each site's connected part of the hops (u, v); read-only, shared."""
-    u, v = np.ascontiguousarray(u, dtype=np.int64), np.ascontiguousarray(v, dtype=np.int64)
-    return _parts_cached(int(n), u.tobytes(), v.tobytes())
-
-
-@lru_cache(maxsize=64)
-def _parts_cached(n: int, u: bytes, v: bytes) -> np.ndarray:
-    # one network's conductivity solves the same hops hundreds of times (temperatures x
-    # barrier draws); scipy's graph validation costs more than the solve on small networks
-    uu, vv = np.frombuffer(u, dtype=np.int64), np.frombuffer(v, dtype=np.int64)
-    _, part = connected_components(coo_matrix((np.ones(len(uu)), (uu, vv)), shape=(n, n)), directed=False)
-    part.setflags(write=False)
+    """(n,) label of each site's connected part of the hops (u, v)."""
+    _, part = connected_components(coo_matrix((np.ones(len(u)), (u, v)), shape=(n, n)), directed=False)
     return part
 
 
