@@ -23,26 +23,25 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def positive_int(text: str) -> int:
-    """Type of integer options for argparse (``--threads``, counts): an integer >= 1."""
+def _integer_at_least(text: str, low: int, wording: str) -> int:
+    """``text`` as an integer >= ``low``, else argparse's error ("must be ``wording`` (got N)")."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1 (got {value})")
+    if value < low:
+        raise argparse.ArgumentTypeError(f"must be {wording} (got {value})")
     return value
+
+
+def positive_int(text: str) -> int:
+    """Type of integer options for argparse (``--threads``, counts): an integer >= 1."""
+    return _integer_at_least(text, 1, ">= 1")
 
 
 def non_negative_int(text: str) -> int:
     """Type of count options that may be 0 (``--budget``, ``--samples``): an integer >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0 (got {value})")
-    return value
+    return _integer_at_least(text, 0, "an integer >= 0")
 
 
 def fold_count(text: str) -> int:

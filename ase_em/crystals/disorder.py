@@ -279,23 +279,15 @@ def _min_image(d: np.ndarray) -> np.ndarray:
 
 def _clusters(lattice: Lattice, frac: np.ndarray, radius: float) -> list[list[int]]:
     """Single-linkage clusters of periodic points closer than ``radius`` (A)."""
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import connected_components
+
     n = len(frac)
-    parent = list(range(n))
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    if n:
-        d = lattice.get_all_distances(frac, frac)  # (n, n) minimum-image distances
-        for a, b in zip(*np.nonzero(np.triu(d < radius, k=1)), strict=True):
-            parent[find(int(a))] = find(int(b))
-    groups: dict[int, list[int]] = defaultdict(list)
-    for i in range(n):
-        groups[find(i)].append(i)
-    return [sorted(g) for g in sorted(groups.values())]
+    if n == 0:
+        return []
+    d = lattice.get_all_distances(frac, frac)  # (n, n) minimum-image distances
+    _, label = connected_components(csr_matrix(d < radius), directed=False)
+    return sorted(np.flatnonzero(label == k).tolist() for k in np.unique(label))
 
 
 def check_time(start: float, label: str, max_seconds: float) -> None:
