@@ -172,5 +172,8 @@ def test_predictor_keeps_freed_memory_so_forwards_stop_faulting_in_pages():
         return int(out.stdout.split()[-1])
 
     tuned, plain = faults("1"), faults("0")
-    assert tuned < 5_000  # 16 LiFePO4 bands, 5 members, 3 times: 0 on the development machine
-    assert plain > 20 * max(tuned, 1_000)  # and about 640,000 without the tuning
+    # 16 LiFePO4 bands, 5 members, 3 times: about 640,000 faults without the tuning; with it
+    # 0 in most runs, but up to about 12,000 in some (measured over 12 fresh processes), so
+    # the test compares the two instead of holding the tuned run to a fixed count
+    assert plain > 100_000
+    assert 20 * tuned < plain
