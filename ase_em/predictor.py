@@ -18,6 +18,7 @@ from ase_em.model.band import build_band
 from ase_em.model.domain import ModelDomain, domain_flags
 from ase_em.model.graph import BandGraph, build_graph, check_elements, collate
 from ase_em.model.layers import compiled_updates
+from ase_em.model.trees import TreeStage
 from ase_em.model.uncertainty import error_bar
 from ase_em.model.weights import LoadedModel, load_model
 
@@ -146,6 +147,7 @@ class EmPredictor:
         self.model.ensemble.to(self.device)
         self.uncertainty = model.card.get("uncertainty")  # calibration of em_std, if any
         self.domain = ModelDomain.load(model.path)  # None: only data-free domain checks
+        self.trees = TreeStage.load(model.path)  # None: the network alone (alignn-em-v3 has trees)
 
     @classmethod
     def from_pretrained(
@@ -265,6 +267,8 @@ class EmPredictor:
             em, spread = self._forward(g.to(self.device), lg.to(self.device), len(good))
             self.n_predicted += len(chunk)
             em = em.detach().cpu().numpy()
+            if self.trees is not None:  # the mean of the network's and the tree stage's barrier
+                em = (em + self.trees.predict(self.trees.features([hop for _, hop in chunk]))) / 2
             std = None if spread is None else error_bar(em, spread.detach().cpu().numpy(), self.uncertainty)
             for k, (i, hop) in enumerate(chunk):
                 check = domain_flags(hop, self.domain)

@@ -1,0 +1,150 @@
+"""The tree stage of ``alignn-em-v3``: extremely randomized trees on hop descriptors and BVSE barriers.
+
+The model's barrier is the mean of the network ensemble's and this stage's prediction. The
+stage reads, per hop, :func:`hop_descriptors` (70 numbers: hop length, each ion image's
+distances to its host neighbours, the ion, anion fractions, volume per atom) and the twelve
+bond-valence barriers of :mod:`ase_em.hops.bond_valence`. A hop bvlain has no parameters for
+gets the training medians in those twelve columns.
+
+What ships is the training table (``trees.npz``: the descriptors and barriers of the TRAIN
+hops, their DFT barriers and the trees' settings), not a pickled scikit-learn model: the
+trees are fitted from it when first needed (about 1-2 s, one thread, a fixed random_state),
+so the stage does not depend on one scikit-learn version's pickle format.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ase_em.hops.hop import Hop
+
+logger = logging.getLogger(__name__)
+
+TREES_FILE = "trees.npz"
+ANIONS = ("O", "S", "Se", "Te", "F", "Cl", "Br", "I", "N")
+IONS = ("Li", "Na", "K", "Rb", "Mg", "Ca", "Sr", "Zn", "Al")
+NEAR = 6  # host neighbours per ion image
+TREE_SETTINGS = {"n_estimators": 500, "min_samples_leaf": 1, "max_features": 0.5}
+
+
+def hop_descriptors(hop: Hop) -> np.ndarray:
+    """Geometric and chemical descriptors of one hop (the model study's descriptor floor).
+
+    Per ion image of the band (5): the distances to its :data:`NEAR` nearest host atoms
+    (6.0 A where fewer lie within 6 A), the number of host atoms within 2.5 and 3.0 A, and the
+    nearest anion and cation distances; then the ion (one-hot over :data:`IONS`), the host's
+    fraction of each of :data:`ANIONS`, and the volume per atom of the band.
+
+    Args:
+        hop: the hop.
+
+    Returns:
+        (70,) float array: hop length (A), 5 x 10 image columns, 9 ion, 9 anion, 1 volume (A^3).
+    """
+    from ase.neighborlist import neighbor_list
+
+    from ase_em.model.band import build_band
+
+    band = build_band(hop)
+    i, j, d = neighbor_list("ijd", band, 6.0)
+    symbols = np.asarray(band.get_chemical_symbols())
+    feats = [hop.length]
+    for k in range(5):
+        sel = (i == k) & (j >= 5)  # the band's first five atoms are the ion images
+        dk, jk = d[sel], j[sel]
+        order = np.argsort(dk)
+        near = np.full(NEAR, 6.0)
+        near[: min(NEAR, len(order))] = dk[order][:NEAR]
+        is_anion = np.isin(symbols[jk], ANIONS)
+        feats += list(near)
+        feats += [(dk < 2.5).sum(), (dk < 3.0).sum()]
+        feats += [dk[is_anion].min() if is_anion.any() else 6.0,
+                  dk[~is_anion].min() if (~is_anion).any() else 6.0]
+    feats += [float(hop.ion == x) for x in IONS]
+    host = np.asarray(hop.host_symbols)
+    feats += [float((host == a).mean()) for a in ANIONS]
+    feats += [abs(np.linalg.det(hop.cell)) / len(band)]
+    return np.asarray(feats, float)
+
+
+def bond_valence_columns(hop: Hop) -> np.ndarray | None:
+    """The twelve BVSE barriers of :data:`ase_em.hops.bond_valence.BARRIER_NAMES` (eV), or None.
+
+    None when bvlain has no usable parameters for the hop (logged at INFO with the reason).
+    Values are clipped to +-50 eV, as in training.
+    """
+    from ase_em.hops.bond_valence import BARRIER_NAMES, BondValenceError, bond_valence_profile
+
+    try:
+        b = bond_valence_profile(hop).barriers()
+    except BondValenceError as exc:
+        logger.info("%s; the tree stage reads the training medians instead", exc)
+        return None
+    return np.clip(np.asarray([b[k] for k in BARRIER_NAMES], float), -50, 50)
+
+
+class TreeStage:
+    """Trees on descriptors + BVSE barriers, fitted from a model's shipped training table.
+
+    Args:
+        X: (n, 82) training features (70 descriptors, 12 BV barriers; NaN where none).
+        y: (n,) DFT barriers (eV).
+        settings: ExtraTreesRegressor settings (plus ``random_state``).
+    """
+
+    def __init__(self, X: np.ndarray, y: np.ndarray, settings: dict[str, Any]) -> None:
+        """Keep the table; the trees are fitted on first use."""
+        self.X = np.asarray(X, float)
+        self.y = np.asarray(y, float)
+        self.settings = dict(settings)
+        self.medians = np.nanmedian(self.X, 0)
+        self._trees = None
+
+    @classmethod
+    def load(cls, model_dir: Path) -> TreeStage | None:
+        """The stage of a model directory, or None when it has no ``trees.npz``."""
+        path = Path(model_dir) / TREES_FILE
+        if not path.is_file():
+            return None
+        with np.load(path, allow_pickle=False) as f:
+            settings = {k: v.item() for k, v in zip(f["setting_names"], f["setting_values"])}
+            settings = {k: int(v) if float(v).is_integer() and k != "max_features" else float(v)
+                        for k, v in settings.items()}
+            return cls(f["X"], f["y"], settings)
+
+    def save(self, model_dir: Path) -> None:
+        """Write the table as ``model_dir/trees.npz``."""
+        names = sorted(self.settings)
+        np.savez_compressed(Path(model_dir) / TREES_FILE, X=self.X, y=self.y,
+                            setting_names=np.asarray(names), setting_values=np.asarray(
+                                [float(self.settings[k]) for k in names]))
+
+    def features(self, hops: list[Hop]) -> np.ndarray:
+        """(len(hops), 82) features of the hops; training medians for missing BV barriers."""
+        rows = []
+        for hop in hops:
+            bv = bond_valence_columns(hop)
+            rows.append(np.concatenate([hop_descriptors(hop), self.medians[-12:] if bv is None else bv]))
+        return np.stack(rows) if rows else np.zeros((0, self.X.shape[1]))
+
+    def fit_predict(self, X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray) -> np.ndarray:
+        """Fit fresh trees on a training table and predict another (cross-validation)."""
+        from sklearn.ensemble import ExtraTreesRegressor
+
+        med = np.nanmedian(X_train, 0)
+        trees = ExtraTreesRegressor(n_jobs=1, **self.settings)
+        trees.fit(np.where(np.isfinite(X_train), X_train, med), y_train)
+        return trees.predict(np.where(np.isfinite(X_test), X_test, med))
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """(n,) barriers (eV) of feature rows, from trees fitted on the whole training table."""
+        if self._trees is None:
+            from sklearn.ensemble import ExtraTreesRegressor
+
+            self._trees = ExtraTreesRegressor(n_jobs=1, **self.settings).fit(
+                np.where(np.isfinite(self.X), self.X, self.medians), self.y)
+        return self._trees.predict(np.where(np.isfinite(X), X, self.medians))
