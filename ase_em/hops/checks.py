@@ -451,8 +451,6 @@ def match_endpoints(a: Atoms, b: Atoms, where: str) -> np.ndarray:
             reordered but no order makes a hop of one ion (more than one atom moves more
             than ``MAX_HOST_DISPLACEMENT``); or two orders are equally good (naming the atoms).
     """
-    from scipy.optimize import linear_sum_assignment
-
     sa = np.asarray(a.get_chemical_symbols())
     sb = np.asarray(b.get_chemical_symbols())
     ca, cb = _counts(sa), _counts(sb)
@@ -469,6 +467,9 @@ def match_endpoints(a: Atoms, b: Atoms, where: str) -> np.ndarray:
         disp = np.linalg.norm(_wrap(fb - fa) @ cell, axis=1)  # (N,)
         if np.count_nonzero(disp > MATCH_AMBIGUITY) <= 1:
             return order  # at most one atom moves: the order as given is the best one
+    # imported only here: scipy.optimize costs 0.35 s, and most endpoints return above
+    from scipy.optimize import linear_sum_assignment
+
     solved = {}  # element -> (initial indices, final indices, cost matrix, best columns)
     for el in ca:
         ia, ib = np.flatnonzero(sa == el), np.flatnonzero(sb == el)

@@ -65,7 +65,8 @@ def test_info_on_v1_states_its_calibration(capsys):
     assert info["em_std"] == (
         "spread calibrated on CV: 79% of out-of-fold errors within 1 em_std, 94% within 2"
     )
-    assert info["pathways"] is None  # v1's card has no pathway figures
+    # v1's grouped-CV run (cv-grouped-v1), written on its card by benchmarks/pathways.py --write-card
+    assert "lowest pathway found 0.511, pairs ordered right 0.635 (n 271)" in info["pathways"]
 
 
 def test_info_on_v2_states_its_pathway_ranking(capsys):
