@@ -71,183 +71,30 @@ from pathlib import Path
 
 import numpy as np
 
+from ase_em.hops.bond_valence import GRID, LANDSCAPES, N_STRAIGHT, TUBE
+
 ROOT = Path(__file__).resolve().parent.parent
-N_STRAIGHT = 21  # points on the straight segment, endpoints included
-GRID = 0.15  # A: spacing of the tube grid
-TUBE = 1.5  # A: half-width of the box around the straight segment
-R_CUT = 8.0  # A: BVSE interaction cutoff (bvlain: 10 A but only the 100 nearest atoms)
-ION_CHARGE = {"Li": 1, "Na": 1, "K": 1, "Rb": 1, "Cs": 1, "Ag": 1,
-              "Mg": 2, "Ca": 2, "Sr": 2, "Zn": 2, "Al": 3}
-ANION_CHARGE = {"O": -2, "S": -2, "Se": -2, "Te": -2, "F": -1, "Cl": -1, "Br": -1, "I": -1, "N": -3}
-LANDSCAPES = ("fw", "host")
+
 FIELDS = ["sys_name", "target", "ion", "length", "oxi_source", "seconds"] + [
     f"{land}_{k}" for land in LANDSCAPES for k in ("e_start", "e_end", "e_straight", "e_path")
 ] + [f"host_profile_{i}" for i in range(N_STRAIGHT)]
 
 
-# ---------------------------------------------------------------- oxidation states
-
-_OXI_CACHE: dict[str, tuple[dict[str, float], str]] = {}
-
-
-def oxidation_states(hop) -> tuple[dict[str, float], str]:
-    """Per-element oxidation states of the crystal the hop's band was cut from, and their source.
-
-    The mobile element takes its usual charge; the rest (the framework) gets pymatgen's first
-    guess for the charge that balances the mobile ions, on the framework's reduced formula
-    (small, so the guess is fast) times the least factor up to 4 that makes that charge whole;
-    when none does (one ion in a large host), the charge is rounded on the reduced formula.
-    """
-    from pymatgen.core import Composition, Element
-
-    count = Counter(hop.host_symbols)
-    n_mobile = count.pop(hop.ion, 0)
-    n_mobile += 2 if n_mobile else 1  # a vacancy cell: the ion and its empty end site
-    q_ion = float(ION_CHARGE.get(hop.ion, 1))
-    frame = Composition(dict(count))
-    reduced, factor = frame.get_reduced_composition_and_factor()
-    charge = -q_ion * n_mobile / factor
-    key = f"{hop.ion} {reduced.formula} {charge:.6f}"
-    if key in _OXI_CACHE:
-        return _OXI_CACHE[key]
-    k = next((k for k in (1, 2, 3, 4) if abs(k * charge - round(k * charge)) < 1e-6), None)
-    source = "guess" if k else "guess, rounded charge"
-    guesses = (reduced * (k or 1)).oxi_state_guesses(target_charge=round((k or 1) * charge), max_sites=None)
-    if guesses:
-        ox = dict(guesses[0])
-        for el in ox:
-            if el in ANION_CHARGE and ox[el] < 0 and abs(ox[el] - round(ox[el])) > 1e-6:
-                ox[el], source = float(ANION_CHARGE[el]), source + ", usual anion charge"
-    else:  # no guess: usual anion charges, the rest shared by the other cations
-        ox, source = {}, "fallback"
-        neg = sum(ANION_CHARGE[str(el)] * n for el, n in frame.items() if str(el) in ANION_CHARGE)
-        others = {str(el): n for el, n in frame.items() if str(el) not in ANION_CHARGE}
-        common = {el: max(Element(el).common_oxidation_states or (1,)) for el in others}
-        scale = (-neg - q_ion * n_mobile) / max(sum(common[el] * n for el, n in others.items()), 1e-9)
-        for el in frame:
-            s = str(el)
-            ox[s] = float(ANION_CHARGE[s]) if s in ANION_CHARGE else common[s] * scale
-    ox[hop.ion] = q_ion
-    _OXI_CACHE[key] = (ox, source)
-    return dict(ox), source
-
-
 # ---------------------------------------------------------------- BVSE of a hop
-
-
-class HopLandscape:
-    """BVSE of the migrating ion at any point near its hop, in both landscapes (eV)."""
-
-    def __init__(self, hop):
-        from bvlain import Lain
-        from bvlain.potentials import BVSEPotential
-        from pymatgen.core import Lattice, Structure
-        from scipy.spatial import cKDTree
-
-        ox, self.oxi_source = oxidation_states(hop)
-        host = Structure(Lattice(hop.cell), list(hop.host_symbols), hop.host_positions,
-                         coords_are_cartesian=True)
-        host.add_oxidation_state_by_element(ox)
-        q = int(round(ox[hop.ion]))
-        lain = Lain(verbose=False)
-        lain.read_structure(host, oxi_check=False)
-        lain._get_params(f"{hop.ion}{q}+")  # bvlain's parameter lookup: fills the framework arrays
-        fw = lain.framework
-        bad = sorted({s for s, a in zip(fw.get_chemical_symbols(), fw.get_array("alpha")) if a <= 0})
-        if bad:  # bvlain's table holds a few unphysical pairs (alpha < 0): no BV data for the hop
-            raise ValueError(f"bvlain's Morse alpha <= 0 for {hop.ion}{q}+ - {', '.join(bad)}")
-        self.pot = BVSEPotential
-        self.q, self.rc, self.n = lain.q_mi, lain.rc_mi, lain.n_mi
-        self.start, self.end = np.asarray(hop.start, float), np.asarray(hop.end, float)
-        centre = (self.start + self.end) / 2
-        reach = R_CUT + hop.length / 2 + np.sqrt(3) * (TUBE + 3 * GRID)
-        lat = Lattice(hop.cell)
-
-        def images(frac: np.ndarray):
-            if len(frac) == 0:
-                return np.zeros((0, 3)), np.zeros(0, int)
-            pts = lat.get_points_in_sphere(frac, centre, reach, zip_results=False)
-            if len(pts) == 0 or len(pts[0]) == 0:
-                return np.zeros((0, 3)), np.zeros(0, int)
-            return lat.get_cartesian_coords(pts[0]), np.asarray(pts[2], int)
-
-        xyz, idx = images(lat.get_fractional_coords(fw.positions))
-        self.fw_xyz = xyz
-        self.fw_tree = cKDTree(xyz)
-        self.fw_par = {k: fw.get_array(k)[idx] for k in ("r_min", "alpha", "d0", "r_c", "n", "oxi_states")}
-        mobile = np.asarray([s == hop.ion for s in hop.host_symbols])
-        xyz_m, _ = images(lat.get_fractional_coords(np.asarray(hop.host_positions)[mobile]))
-        self.mi_tree = cKDTree(xyz_m) if len(xyz_m) else None
-
-    def energies(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(fw, host) BVSE at ``points`` (N, 3), eV."""
-        from scipy.spatial import cKDTree
-
-        tree = cKDTree(points)
-        m = tree.sparse_distance_matrix(self.fw_tree, R_CUT, output_type="coo_matrix")
-        r = np.maximum(m.data, 1e-3)
-        p = {k: v[m.col] for k, v in self.fw_par.items()}
-        morse = np.nan_to_num(self.pot.Morse(r, p["r_min"], p["d0"], p["alpha"]), nan=0.0)
-        qq = np.where(p["oxi_states"] * self.q > 0, p["oxi_states"], 0.0)
-        coul = np.nan_to_num(self.pot.Coulomb(r, self.q, qq, self.rc, p["r_c"], self.n, p["n"]), nan=0.0)
-        fw = np.bincount(m.row, morse + coul, minlength=len(points))
-        extra = np.zeros(len(points))
-        if self.mi_tree is not None:
-            mm = tree.sparse_distance_matrix(self.mi_tree, R_CUT, output_type="coo_matrix")
-            rr = np.maximum(mm.data, 1e-3)
-            c = self.pot.Coulomb(rr, self.q, self.q, self.rc, self.rc, self.n, self.n)
-            extra = np.bincount(mm.row, c, minlength=len(points))
-        return fw, fw + extra
-
-    def tube(self) -> tuple[np.ndarray, tuple, tuple, tuple]:
-        """Grid points of the box around the segment, its shape and the two endpoint nodes."""
-        d = self.end - self.start
-        length = np.linalg.norm(d)
-        e1 = d / length
-        a = np.cross(e1, [1.0, 0.0, 0.0] if abs(e1[0]) < 0.9 else [0.0, 1.0, 0.0])
-        e2 = a / np.linalg.norm(a)
-        e3 = np.cross(e1, e2)
-        m = int(np.ceil(length / GRID))
-        s = np.concatenate([-GRID * np.arange(2, 0, -1), np.linspace(0, length, m + 1),
-                            length + GRID * np.arange(1, 3)])
-        k = int(round(TUBE / GRID))
-        u = GRID * np.arange(-k, k + 1)
-        S, U, V = np.meshgrid(s, u, u, indexing="ij")
-        pts = self.start + S[..., None] * e1 + U[..., None] * e2 + V[..., None] * e3
-        return pts.reshape(-1, 3), S.shape, (2, k, k), (2 + m, k, k)
-
-
-def bottleneck(E: np.ndarray, a: tuple, b: tuple) -> float:
-    """Lowest level at which nodes ``a`` and ``b`` of grid ``E`` are face-connected."""
-    from scipy.ndimage import label
-
-    levels = np.unique(E[E >= max(E[a], E[b])])
-    lo, hi = 0, len(levels) - 1
-    while lo < hi:
-        mid = (lo + hi) // 2
-        lab, _ = label(E <= levels[mid])
-        if lab[a] == lab[b]:
-            hi = mid
-        else:
-            lo = mid + 1
-    return float(levels[lo])
+# the landscape, oxidation states and path search are ase_em.hops.bond_valence's (alignn-em-v3 uses them)
 
 
 def hop_features(hop) -> dict:
-    land = HopLandscape(hop)
-    frac = np.linspace(0, 1, N_STRAIGHT)[:, None]
-    line = land.start + frac * (land.end - land.start)
-    pts, shape, a, b = land.tube()
-    fw_line, host_line = land.energies(line)
-    fw_grid, host_grid = land.energies(pts)
-    out = {"oxi_source": land.oxi_source}
-    for name, e_line, e_grid in (("fw", fw_line, fw_grid), ("host", host_line, host_grid)):
-        grid = e_grid.reshape(shape)
-        out[f"{name}_e_start"] = e_line[0]
-        out[f"{name}_e_end"] = e_line[-1]
-        out[f"{name}_e_straight"] = e_line.max()
-        out[f"{name}_e_path"] = bottleneck(grid, a, b)
-    for i, e in enumerate(host_line):
+    from ase_em.hops import bond_valence
+
+    p = bond_valence.bond_valence_profile(hop, grid=GRID, tube=TUBE)
+    out = {"oxi_source": p.oxi_source}
+    for name in LANDSCAPES:
+        out[f"{name}_e_start"] = p.e_start[name]
+        out[f"{name}_e_end"] = p.e_end[name]
+        out[f"{name}_e_straight"] = p.e_straight[name]
+        out[f"{name}_e_path"] = p.e_path[name]
+    for i, e in enumerate(p.host_line):
         out[f"host_profile_{i}"] = e
     return out
 
