@@ -74,7 +74,8 @@ def hop_descriptors(hop: Hop) -> np.ndarray:
 def bond_valence_columns(hop: Hop) -> np.ndarray | None:
     """The twelve BVSE barriers of :data:`ase_em.hops.bond_valence.BARRIER_NAMES` (eV), or None.
 
-    None when bvlain has no usable parameters for the hop (logged at INFO with the reason).
+    None when bvlain has no usable parameters for the hop (logged at INFO with the reason), or
+    its tables lack an element or oxidation state of the host (logged at WARNING).
     Values are clipped to +-50 eV, as in training.
     """
     from ase_em.hops.bond_valence import BARRIER_NAMES, BondValenceError, bond_valence_profile
@@ -83,6 +84,10 @@ def bond_valence_columns(hop: Hop) -> np.ndarray | None:
         b = bond_valence_profile(hop).barriers()
     except BondValenceError as exc:
         logger.info("%s; the tree stage reads the training medians instead", exc)
+        return None
+    except (KeyError, ValueError, IndexError) as exc:  # bvlain's tables lack an element or state
+        logger.warning("%s: no bond-valence barriers (%s: %s); the tree stage reads the training medians",
+                       hop.name or "hop", type(exc).__name__, exc)
         return None
     return np.clip(np.asarray([b[k] for k in BARRIER_NAMES], float), -50, 50)
 
