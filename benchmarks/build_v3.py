@@ -14,8 +14,9 @@ Usage:
    prediction is the mean of the trees' and the network's on the same folds. Written as two
    run folders ``RUNS/cv-v3-grouped`` and ``RUNS/cv-v3-random`` (``cv_predictions.csv``,
    ``card.json``) for benchmarks/pathways.py and benchmarks/calibrate_uncertainty.py.
-3. The model folder: v1's ``model.pt`` and ``domain.json``, the training table
-   ``trees.npz``, and a card with the random-fold metrics, the ``trees`` block and the
+3. The model folder: v1's ``domain.json``, the training table
+   ``trees.npz``, and a card naming v1 as its network (whose ``model.pt`` it reads), with the
+   random-fold metrics, the ``trees`` block and the
    random-fold out-of-fold predictions. Then run (the commands are printed):
    pathways.py --write-card (grouped figures) and calibrate_uncertainty.py --write.
 """
@@ -43,7 +44,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="folds and trees' random_state")
     args = parser.parse_args()
 
-    from ase_em.hops.bond_valence import BARRIER_NAMES
+    from ase_em.hops.bond_valence import BARRIER_NAMES, LANDSCAPES, BondValenceProfile
     from ase_em.model.trees import TREE_SETTINGS, TreeStage, hop_descriptors
     from ase_em.training.data import load_em619
     from ase_em.training.ensemble import (
@@ -65,13 +66,10 @@ def main() -> None:
         r = rows[n]
         if r.get("host_e_path") in (None, ""):
             return np.full(len(BARRIER_NAMES), np.nan)
-        e = {k: float(r[k]) for k in r if k.startswith(("fw_e", "host_e"))}
-        out = []
-        for land in ("fw", "host"):
-            s, end = e[f"{land}_e_start"], e[f"{land}_e_end"]
-            out += [e[f"{land}_e_straight"] - s, e[f"{land}_e_path"] - s,
-                    e[f"{land}_e_straight"] - max(s, end), e[f"{land}_e_path"] - max(s, end), end - s, s]
-        return np.clip(np.asarray(out), -50, 50)
+        e = {k: {land: float(r[f"{land}_{k}"]) for land in LANDSCAPES}
+             for k in ("e_start", "e_end", "e_straight", "e_path")}
+        b = BondValenceProfile(**e, host_line=np.zeros(0), oxi_source=r["oxi_source"]).barriers()
+        return np.clip(np.asarray([b[k] for k in BARRIER_NAMES]), -50, 50)
 
     X = np.hstack([Xd, np.stack([bv_row(n) for n in names])])
     print(f"{len(y)} hops, {X.shape[1]} features ({np.isnan(X[:, -1]).sum()} without BV data), "
@@ -111,13 +109,13 @@ def main() -> None:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    for f in ("model.pt", "domain.json"):
-        shutil.copy(v1 / f, out / f)
+    shutil.copy(v1 / "domain.json", out / "domain.json")
     stage.save(out)
     card = json.loads((v1 / "card.json").read_text())
     for k in ("study", "uncertainty"):
         card.pop(k, None)
     card["name"] = "alignn-em-v3"
+    card["network"] = "alignn-em-v1"  # its model.pt is read from there (same sha256 on this card)
     card["description"] = ("mean of alignn-em-v1's network ensemble and extremely randomized trees on 70 hop "
                            "descriptors and 12 bond-valence (BVSE, bvlain) barriers of the hop")
     card["trees"] = {"file": "trees.npz", "settings": stage.settings, "n": len(y),

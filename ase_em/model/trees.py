@@ -14,6 +14,7 @@ so the stage does not depend on one scikit-learn version's pickle format.
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -116,17 +117,12 @@ class TreeStage:
         if not path.is_file():
             return None
         with np.load(path, allow_pickle=False) as f:
-            settings = {k: v.item() for k, v in zip(f["setting_names"], f["setting_values"])}
-            settings = {k: int(v) if float(v).is_integer() and k != "max_features" else float(v)
-                        for k, v in settings.items()}
-            return cls(f["X"], f["y"], settings)
+            return cls(f["X"], f["y"], json.loads(str(f["settings"])))
 
     def save(self, model_dir: Path) -> None:
         """Write the table as ``model_dir/trees.npz``."""
-        names = sorted(self.settings)
         np.savez_compressed(Path(model_dir) / TREES_FILE, X=self.X, y=self.y,
-                            setting_names=np.asarray(names), setting_values=np.asarray(
-                                [float(self.settings[k]) for k in names]))
+                            settings=np.asarray(json.dumps(self.settings, sort_keys=True)))
 
     def features(self, hops: list[Hop]) -> np.ndarray:
         """(len(hops), 82) features of the hops; training medians for missing BV barriers."""
@@ -136,20 +132,23 @@ class TreeStage:
             rows.append(np.concatenate([hop_descriptors(hop), self.medians[-12:] if bv is None else bv]))
         return np.stack(rows) if rows else np.zeros((0, self.X.shape[1]))
 
-    def fit_predict(self, X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray) -> np.ndarray:
-        """Fit fresh trees on a training table and predict another (cross-validation)."""
+    def _fit(self, X: np.ndarray, y: np.ndarray, medians: np.ndarray):
         from sklearn.ensemble import ExtraTreesRegressor
 
-        med = np.nanmedian(X_train, 0)
-        trees = ExtraTreesRegressor(n_jobs=1, **self.settings)
-        trees.fit(np.where(np.isfinite(X_train), X_train, med), y_train)
-        return trees.predict(np.where(np.isfinite(X_test), X_test, med))
+        return ExtraTreesRegressor(n_jobs=1, **self.settings).fit(_impute(X, medians), y)
+
+    def fit_predict(self, X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray) -> np.ndarray:
+        """Fit fresh trees on a training table and predict another (cross-validation)."""
+        medians = np.nanmedian(X_train, 0)
+        return self._fit(X_train, y_train, medians).predict(_impute(X_test, medians))
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """(n,) barriers (eV) of feature rows, from trees fitted on the whole training table."""
         if self._trees is None:
-            from sklearn.ensemble import ExtraTreesRegressor
+            self._trees = self._fit(self.X, self.y, self.medians)
+        return self._trees.predict(_impute(X, self.medians))
 
-            self._trees = ExtraTreesRegressor(n_jobs=1, **self.settings).fit(
-                np.where(np.isfinite(self.X), self.X, self.medians), self.y)
-        return self._trees.predict(np.where(np.isfinite(X), X, self.medians))
+
+def _impute(X: np.ndarray, medians: np.ndarray) -> np.ndarray:
+    """``X`` with its NaN cells (hops without BV barriers) set to the columns' medians."""
+    return np.where(np.isfinite(X), X, medians)

@@ -48,11 +48,16 @@ class LoadedModel:
 
 
 def available_models() -> list[str]:
-    """Names of the barrier models shipped in the package (folders with model.pt and a card)."""
+    """Names of the barrier models shipped in the package.
+
+    A model is a folder with a card and model.pt, or with a card naming the model whose
+    network it reads (``"network"``).
+    """
     if not WEIGHTS_DIR.is_dir():
         return []
     return sorted(
-        p.name for p in WEIGHTS_DIR.iterdir() if (p / "card.json").is_file() and (p / "model.pt").is_file()
+        p.name for p in WEIGHTS_DIR.iterdir() if (p / "card.json").is_file() and (
+            (p / "model.pt").is_file() or "network" in json.loads((p / "card.json").read_text()))
     )
 
 
@@ -140,6 +145,9 @@ def load_model(name_or_dir: str | Path | None = None) -> LoadedModel:
     Raises:
         ModelLoadError: missing files, checksum mismatch, weights that do not fit, or a
             pre-trained backbone (no barrier head) instead of a model.
+
+    A card with ``"network": NAME`` reads the network's ``model.pt`` from model NAME (a
+    shipped name or directory), checked against this card's ``sha256``.
     """
     directory = resolve(name_or_dir)
     card = read_card(directory)
@@ -150,7 +158,9 @@ def load_model(name_or_dir: str | Path | None = None) -> LoadedModel:
             "`ase-em finetune DATA --from "
             f"{name_or_dir}` or `ase-em train DATA --init-from {name_or_dir}`"
         )
-    weights = directory / "model.pt"
+    # a model that adds a stage to another's network (alignn-em-v3: v1's) names it, and its
+    # weights are read from there instead of a copy
+    weights = (resolve(card["network"]) if card.get("network") else directory) / "model.pt"
     if not weights.is_file():
         raise ModelLoadError(f"{weights}: missing")
     digest = sha256(weights)
