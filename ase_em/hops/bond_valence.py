@@ -146,11 +146,22 @@ class BondValenceLandscape:
         self.q, self.rc, self.n = float(lain.q_mi), float(lain.rc_mi), float(lain.n_mi)
         self.start, self.end = np.asarray(hop.start, float), np.asarray(hop.end, float)
         self.cell = np.asarray(hop.cell, float)
-        self.fw_xyz = np.asarray(fw.positions, float)
-        self.fw_par = {k: np.asarray(fw.get_array(k), float)
-                       for k in ("r_min", "alpha", "d0", "r_c", "n", "oxi_states")}
+        par = {k: np.asarray(fw.get_array(k), float)
+               for k in ("r_min", "alpha", "d0", "r_c", "n", "oxi_states")}
+        xyz = np.asarray(fw.positions, float)
+        # each framework atom feels one of the two terms: the Morse attraction (counter-ions:
+        # bvlain gives the others NaN parameters) or the screened Coulomb repulsion (same sign as
+        # the ion); the other ions of the mobile element repel in the host landscape only.
+        # Evaluating each term on its own pairs gives bvlain's sums without its NaN and zero terms.
+        morse = np.isfinite(par["r_min"]) & np.isfinite(par["alpha"]) & np.isfinite(par["d0"])
+        coul = par["oxi_states"] * self.q > 0
         mobile = np.asarray([s == hop.ion for s in hop.host_symbols])
-        self.mi_xyz = np.asarray(hop.host_positions, float)[mobile]
+        mi_xyz = np.asarray(hop.host_positions, float)[mobile]
+        self._sources = np.concatenate([xyz[morse], xyz[coul], mi_xyz])
+        self._n_morse, self._n_fw = int(morse.sum()), int(morse.sum() + coul.sum())
+        self._morse = tuple(par[k][morse] for k in ("r_min", "d0", "alpha"))
+        self._coul = tuple(np.concatenate([par[k][coul], np.full(len(mi_xyz), v)])
+                           for k, v in (("oxi_states", self.q), ("r_c", self.rc), ("n", self.n)))
 
     def energies(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """BVSE of the ion at ``points``.
@@ -164,20 +175,23 @@ class BondValenceLandscape:
         from bvlain.potentials import BVSEPotential as pot
 
         points = np.asarray(points, float)
-        row, col, _, r = points_near(self.fw_xyz, points, self.cell, R_CUT)
+        fw, extra = np.zeros(len(points)), np.zeros(len(points))
+        if not len(self._sources):
+            return fw, fw
+        row, col, _, r = points_near(self._sources, points, self.cell, R_CUT)
         r = np.maximum(r, 1e-3)
-        p = {k: v[col] for k, v in self.fw_par.items()}
+        m = col < self._n_morse
+        r_min, d0, alpha = (v[col[m]] for v in self._morse)
         with np.errstate(invalid="ignore", over="ignore"):
-            morse = np.nan_to_num(pot.Morse(r, p["r_min"], p["d0"], p["alpha"]), nan=0.0)
-            qq = np.where(p["oxi_states"] * self.q > 0, p["oxi_states"], 0.0)
-            coul = np.nan_to_num(pot.Coulomb(r, self.q, qq, self.rc, p["r_c"], self.n, p["n"]), nan=0.0)
-        fw = np.bincount(row, morse + coul, minlength=len(points))
-        extra = np.zeros(len(points))
-        if len(self.mi_xyz):
-            row, _, _, r = points_near(self.mi_xyz, points, self.cell, R_CUT)
-            r = np.maximum(r, 1e-3)
-            c = pot.Coulomb(r, self.q, self.q, self.rc, self.rc, self.n, self.n)
-            extra = np.bincount(row, c, minlength=len(points))
+            fw += np.bincount(row[m], np.nan_to_num(pot.Morse(r[m], r_min, d0, alpha), nan=0.0),
+                              minlength=len(points))
+            c = ~m
+            k = col[c] - self._n_morse
+            q2, rc2, n2 = (v[k] for v in self._coul)
+            e = np.nan_to_num(pot.Coulomb(r[c], self.q, q2, self.rc, rc2, self.n, n2), nan=0.0)
+        is_fw = k < self._n_fw - self._n_morse
+        fw += np.bincount(row[c][is_fw], e[is_fw], minlength=len(points))
+        extra += np.bincount(row[c][~is_fw], e[~is_fw], minlength=len(points))
         return fw, fw + extra
 
     def tube(self, grid: float = GRID, tube: float = TUBE) -> tuple[np.ndarray, tuple, tuple, tuple]:
