@@ -175,23 +175,21 @@ class BondValenceLandscape:
         from bvlain.potentials import BVSEPotential as pot
 
         points = np.asarray(points, float)
-        fw, extra = np.zeros(len(points)), np.zeros(len(points))
         if not len(self._sources):
-            return fw, fw
+            return np.zeros(len(points)), np.zeros(len(points))
         row, col, _, r = points_near(self._sources, points, self.cell, R_CUT)
         r = np.maximum(r, 1e-3)
         m = col < self._n_morse
+        c = ~m
         r_min, d0, alpha = (v[col[m]] for v in self._morse)
+        q2, rc2, n2 = (v[col[c] - self._n_morse] for v in self._coul)
         with np.errstate(invalid="ignore", over="ignore"):
-            fw += np.bincount(row[m], np.nan_to_num(pot.Morse(r[m], r_min, d0, alpha), nan=0.0),
-                              minlength=len(points))
-            c = ~m
-            k = col[c] - self._n_morse
-            q2, rc2, n2 = (v[k] for v in self._coul)
-            e = np.nan_to_num(pot.Coulomb(r[c], self.q, q2, self.rc, rc2, self.n, n2), nan=0.0)
-        is_fw = k < self._n_fw - self._n_morse
-        fw += np.bincount(row[c][is_fw], e[is_fw], minlength=len(points))
-        extra += np.bincount(row[c][~is_fw], e[~is_fw], minlength=len(points))
+            morse = np.nan_to_num(pot.Morse(r[m], r_min, d0, alpha), nan=0.0)
+            coul = np.nan_to_num(pot.Coulomb(r[c], self.q, q2, self.rc, rc2, self.n, n2), nan=0.0)
+        is_fw = col[c] < self._n_fw  # framework cations; the rest are the other mobile ions
+        n = len(points)
+        fw = np.bincount(row[m], morse, minlength=n) + np.bincount(row[c][is_fw], coul[is_fw], minlength=n)
+        extra = np.bincount(row[c][~is_fw], coul[~is_fw], minlength=n)
         return fw, fw + extra
 
     def tube(self, grid: float = GRID, tube: float = TUBE) -> tuple[np.ndarray, tuple, tuple, tuple]:
