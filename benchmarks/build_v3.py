@@ -71,10 +71,17 @@ def main() -> None:
         b = BondValenceProfile(**e, host_line=np.zeros(0), oxi_source=r["oxi_source"]).barriers()
         return np.clip(np.asarray([b[k] for k in BARRIER_NAMES]), -50, 50)
 
+    settings = {(r.get("grid"), r.get("tube")) for r in rows.values()}
+    if len(settings) != 1 or None in next(iter(settings)):
+        raise SystemExit(
+            f"{args.bv}: needs one path-search setting in its grid and tube columns, "
+            f"found {sorted(settings, key=str)} (rerun benchmarks/bv_path.py into a fresh --cache)"
+        )
+    grid, tube = map(float, next(iter(settings)))
     X = np.hstack([Xd, np.stack([bv_row(n) for n in names])])
     print(f"{len(y)} hops, {X.shape[1]} features ({np.isnan(X[:, -1]).sum()} without BV data), "
           f"{time.time() - t:.0f} s", flush=True)
-    stage = TreeStage(X, y, {**TREE_SETTINGS, "random_state": args.seed})
+    stage = TreeStage(X, y, {**TREE_SETTINGS, "random_state": args.seed}, {"grid": grid, "tube": tube})
 
     runs = Path(args.runs)
     v1 = ROOT / "ase_em/weights/alignn-em-v1"
@@ -119,7 +126,8 @@ def main() -> None:
     card["description"] = ("mean of alignn-em-v1's network ensemble and extremely randomized trees on 70 hop "
                            "descriptors and 12 bond-valence (BVSE, bvlain) barriers of the hop")
     card["trees"] = {"file": "trees.npz", "settings": stage.settings, "n": len(y),
-                     "features": X.shape[1], "bond_valence": list(BARRIER_NAMES), "combine": "mean"}
+                     "features": X.shape[1], "bond_valence": list(BARRIER_NAMES),
+                     "bond_valence_path": stage.bond_valence, "combine": "mean"}
     card["metrics"] = {"cv_out_of_fold": barrier_metrics(y, oof["random"]),
                        "scheme": "5-fold CV (random), seed 0"}
     card["command"] = "python benchmarks/build_v3.py"

@@ -3,7 +3,7 @@
 Usage:
     python benchmarks/bv_path.py [--data TRAIN.json] [--cache runs/bv-path/features.csv]
         [--limit N] [--features-only] [--out docs/study/bv-path] [--tree-seed 0]
-        [--tube 1.5] [--grid 0.15]
+        [--tube 1.5] [--grid 0.25]
 
 Step 1 (resumable; progress every 10 hops): bond-valence site energies (BVSE, bvlain's
 parameters and potential: Morse-type attraction to the anions, screened Coulomb repulsion
@@ -33,7 +33,7 @@ phosphides); the models impute the median, the rules leave them out.
 
 Per hop and landscape: the energy at the two endpoints, the maximum over 21 points of the
 straight segment, and the bottleneck (minimax) energy of the best path between the two
-endpoint nodes of a grid (0.15 A) in a box of +-1.5 A around the straight segment (it
+endpoint nodes of a grid (0.25 A) in a box of +-1.5 A around the straight segment (it
 reaches 2 grid steps beyond each end): the lowest level at which the two nodes are
 face-connected (scipy.ndimage.label, bisection over the grid's energies). "Straight
 barrier" = straight maximum - start energy, "path barrier" = bottleneck - start energy.
@@ -75,7 +75,7 @@ from ase_em.hops.bond_valence import GRID, LANDSCAPES, N_STRAIGHT, TUBE
 
 ROOT = Path(__file__).resolve().parent.parent
 
-FIELDS = ["sys_name", "target", "ion", "length", "oxi_source", "seconds"] + [
+FIELDS = ["sys_name", "target", "ion", "length", "oxi_source", "seconds", "grid", "tube"] + [
     f"{land}_{k}" for land in LANDSCAPES for k in ("e_start", "e_end", "e_straight", "e_path")
 ] + [f"host_profile_{i}" for i in range(N_STRAIGHT)]
 
@@ -100,15 +100,20 @@ def hop_features(hop) -> dict:
 
 
 def compute_features(data, cache: Path, limit: int | None) -> None:
-    done = set()
+    done, header = set(), FIELDS
     if cache.is_file():
         with open(cache, newline="") as fh:
-            done = {r["sys_name"] for r in csv.DictReader(fh)}
+            reader = csv.DictReader(fh)
+            done = {r["sys_name"] for r in reader}
+            header = reader.fieldnames
     cache.parent.mkdir(parents=True, exist_ok=True)
     todo = [i for i, n in enumerate(data.names) if n not in done]
     if limit is not None:
         todo = todo[:limit]
     print(f"{len(done)} hops cached in {cache}, {len(todo)} to compute", flush=True)
+    if todo and header != FIELDS:
+        raise SystemExit(f"{cache}: its columns are an older layout of this script's; "
+                         "compute the missing hops into a fresh --cache")
     new = not cache.is_file()
     with open(cache, "a", newline="") as fh:
         writer = csv.DictWriter(fh, FIELDS)
@@ -126,7 +131,7 @@ def compute_features(data, cache: Path, limit: int | None) -> None:
             dt = time.time() - t
             spent.append(dt)
             row = {"sys_name": data.names[i], "target": data.targets[i], "ion": hop.ion,
-                   "length": round(hop.length, 4), "seconds": round(dt, 2)}
+                   "length": round(hop.length, 4), "seconds": round(dt, 2), "grid": GRID, "tube": TUBE}
             row.update({k: round(float(v), 4) if isinstance(v, (float, np.floating)) else v
                         for k, v in f.items()})
             writer.writerow(row)
@@ -156,7 +161,7 @@ def read_features(cache: Path, names: list[str]) -> dict[str, np.ndarray]:
     def col(k):
         return np.asarray([float(rows[n][k]) if rows[n].get(k) not in (None, "") else np.nan for n in names])
 
-    out = {k: col(k) for k in FIELDS[6:]}
+    out = {k: col(k) for k in FIELDS[8:]}
     out["seconds"] = col("seconds")
     out["oxi_source"] = np.asarray([rows[n]["oxi_source"] for n in names])
     return out

@@ -33,7 +33,7 @@ from ase_em.hops.checks import points_near
 from ase_em.hops.hop import Hop
 
 N_STRAIGHT = 21  # points on the straight segment, endpoints included
-GRID = 0.15  # A: spacing of the path-search grid
+GRID = 0.25  # A: spacing of the path-search grid (0.15 A: same CV figures, 3x the cost)
 TUBE = 1.5  # A: half-width of the box around the straight segment
 R_CUT = 8.0  # A: interaction cutoff (bvlain: 10 A, but only the 100 nearest atoms)
 ION_CHARGE = {"Li": 1, "Na": 1, "K": 1, "Rb": 1, "Cs": 1, "Ag": 1, "Cu": 1,

@@ -7,9 +7,9 @@ bond-valence barriers of :mod:`ase_em.hops.bond_valence`. A hop bvlain has no pa
 gets the training medians in those twelve columns.
 
 What ships is the training table (``trees.npz``: the descriptors and barriers of the TRAIN
-hops, their DFT barriers and the trees' settings), not a pickled scikit-learn model: the
-trees are fitted from it when first needed (about 1-2 s, one thread, a fixed random_state),
-so the stage does not depend on one scikit-learn version's pickle format.
+hops, their DFT barriers, the trees' settings and the BVSE path search's grid), not a
+pickled scikit-learn model: the trees are fitted from it when first needed (about 1-2 s,
+one thread, a fixed random_state), so the stage does not depend on one scikit-learn version's pickle format.
 """
 
 from __future__ import annotations
@@ -70,25 +70,29 @@ def hop_descriptors(hop: Hop) -> np.ndarray:
     return np.asarray(feats, float)
 
 
-def bond_valence_columns(hop: Hop) -> np.ndarray | None:
+def bond_valence_columns(hop: Hop, grid: float | None = None, tube: float | None = None) -> np.ndarray | None:
     """The twelve BVSE barriers of :data:`ase_em.hops.bond_valence.BARRIER_NAMES` (eV), or None.
+
+    ``grid`` and ``tube`` (A) are the path search's settings (default: the module's ``GRID``
+    and ``TUBE``); a model uses the ones its training table was computed with.
 
     None when bvlain has no usable parameters for the hop (logged at INFO with the reason), or
     its tables lack an element or oxidation state of the host (logged at WARNING).
     Values are clipped to +-50 eV, as in training.
     """
-    from ase_em.hops.bond_valence import BARRIER_NAMES, BondValenceError, bond_valence_profile
+    from ase_em.hops import bond_valence as bv
 
     try:
-        b = bond_valence_profile(hop).barriers()
-    except BondValenceError as exc:
+        b = bv.bond_valence_profile(hop, grid=bv.GRID if grid is None else grid,
+                                    tube=bv.TUBE if tube is None else tube).barriers()
+    except bv.BondValenceError as exc:
         logger.info("%s; the tree stage reads the training medians instead", exc)
         return None
     except (KeyError, ValueError, IndexError) as exc:  # bvlain's tables lack an element or state
         logger.warning("%s: no bond-valence barriers (%s: %s); the tree stage reads the training medians",
                        hop.name or "hop", type(exc).__name__, exc)
         return None
-    return np.clip(np.asarray([b[k] for k in BARRIER_NAMES], float), -50, 50)
+    return np.clip(np.asarray([b[k] for k in bv.BARRIER_NAMES], float), -50, 50)
 
 
 class TreeStage:
@@ -98,13 +102,17 @@ class TreeStage:
         X: (n, 82) training features (70 descriptors, 12 BV barriers; NaN where none).
         y: (n,) DFT barriers (eV).
         settings: ExtraTreesRegressor settings (plus ``random_state``).
+        bond_valence: the BVSE path search's ``{"grid": A, "tube": A}`` the table's barriers
+            were computed with; new hops get the same.
     """
 
-    def __init__(self, X: np.ndarray, y: np.ndarray, settings: dict[str, Any]) -> None:
+    def __init__(self, X: np.ndarray, y: np.ndarray, settings: dict[str, Any],
+                 bond_valence: dict[str, float]) -> None:
         """Keep the table; the trees are fitted on first use."""
         self.X = np.asarray(X, float)
         self.y = np.asarray(y, float)
         self.settings = dict(settings)
+        self.bond_valence = {"grid": float(bond_valence["grid"]), "tube": float(bond_valence["tube"])}
         self.medians = np.nanmedian(self.X, 0)
         self._trees = None
 
@@ -115,18 +123,19 @@ class TreeStage:
         if not path.is_file():
             return None
         with np.load(path, allow_pickle=False) as f:
-            return cls(f["X"], f["y"], json.loads(str(f["settings"])))
+            return cls(f["X"], f["y"], json.loads(str(f["settings"])), json.loads(str(f["bond_valence"])))
 
     def save(self, model_dir: Path) -> None:
         """Write the table as ``model_dir/trees.npz``."""
         np.savez_compressed(Path(model_dir) / TREES_FILE, X=self.X, y=self.y,
-                            settings=np.asarray(json.dumps(self.settings, sort_keys=True)))
+                            settings=np.asarray(json.dumps(self.settings, sort_keys=True)),
+                            bond_valence=np.asarray(json.dumps(self.bond_valence, sort_keys=True)))
 
     def features(self, hops: list[Hop]) -> np.ndarray:
         """(len(hops), 82) features of the hops; training medians for missing BV barriers."""
         rows = []
         for hop in hops:
-            bv = bond_valence_columns(hop)
+            bv = bond_valence_columns(hop, **self.bond_valence)
             rows.append(np.concatenate([hop_descriptors(hop), self.medians[-12:] if bv is None else bv]))
         return np.stack(rows) if rows else np.zeros((0, self.X.shape[1]))
 
