@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import torch
 
 from ase_em._runtime.memory import keep_freed_memory
@@ -89,6 +90,14 @@ class EmResult:
 # this many hops.
 COMPILE_AFTER_HOPS = 1000
 
+# Hops per forward pass. On a CPU small batches are faster per hop: a forward's cost is
+# element-wise passes over the (triplets, features) tensors, and those of 4 bands (about
+# 1-3 MB each) stay in the core's cache where those of 32 do not: on one thread 38 ms a hop at
+# 4 against 50 ms at 32 on the 555 TRAIN hops, the same barriers to 5e-7 eV (docs/benchmarks.md).
+# A GPU wants large batches.
+CPU_BATCH_SIZE = 4
+GPU_BATCH_SIZE = 32
+
 CompileMode = Literal["auto", "always", "never"]
 
 
@@ -123,7 +132,8 @@ class EmPredictor:
     Args:
         model: a loaded model.
         device: torch device (see :func:`determine_device`).
-        batch_size: hops per forward pass.
+        batch_size: hops per forward pass (default :data:`CPU_BATCH_SIZE` on a CPU,
+            :data:`GPU_BATCH_SIZE` on a GPU).
         compile: "auto", "always" or "never" (see :func:`determine_compile`); a compiled
             forward that fails (no C++ compiler, say) falls back to eager with a warning.
     """
@@ -133,14 +143,18 @@ class EmPredictor:
         model: LoadedModel,
         *,
         device: str | None = None,
-        batch_size: int = 32,
+        batch_size: int | None = None,
         compile: str | None = None,
     ) -> None:
         """Wrap a loaded model."""
         keep_freed_memory()  # the forward's large tensors reuse freed blocks (ase_em._runtime.memory)
         self.model = model
         self.device = determine_device(device)
-        self.batch_size = batch_size
+        if batch_size is None:
+            batch_size = CPU_BATCH_SIZE if self.device.type == "cpu" else GPU_BATCH_SIZE
+        if batch_size < 1:
+            raise AseEmError(f"batch_size must be at least 1 (got {batch_size})")
+        self.batch_size = int(batch_size)
         self.compile = determine_compile(compile)
         self._compiled: bool | None = None  # True once a compiled forward ran; False after a failure
         self.n_predicted = 0  # hops predicted so far (the "auto" rule counts them)
@@ -155,7 +169,7 @@ class EmPredictor:
         name_or_dir: str | Path | None = None,
         *,
         device: str | None = None,
-        batch_size: int = 32,
+        batch_size: int | None = None,
         compile: str | None = None,
     ) -> EmPredictor:
         """Load a shipped model by name, or a model directory (default: the shipped default).
@@ -163,7 +177,7 @@ class EmPredictor:
         Args:
             name_or_dir: shipped model name or directory with model.pt and card.json.
             device: torch device.
-            batch_size: hops per forward pass.
+            batch_size: hops per forward pass (default: by device, see :class:`EmPredictor`).
             compile: "auto", "always" or "never" (see :func:`determine_compile`).
 
         Returns:
@@ -261,27 +275,32 @@ class EmPredictor:
                     raise
                 raise _with_message(exc, message) from exc
         starts = range(0, len(good), self.batch_size)
+        em_all, spread_all = np.zeros(len(good)), None
         for s in tqdm(starts, desc="predict", unit="batch", disable=not progress or None):
             chunk = good[s : s + self.batch_size]
             g, lg = collate([self.graph(hop) for _, hop in chunk])
             em, spread = self._forward(g.to(self.device), lg.to(self.device), len(good))
             self.n_predicted += len(chunk)
-            em = em.detach().cpu().numpy()
-            if self.trees is not None:  # the mean of the network's and the tree stage's barrier
-                em = (em + self.trees.predict(self.trees.features([hop for _, hop in chunk]))) / 2
-            std = None if spread is None else error_bar(em, spread.detach().cpu().numpy(), self.uncertainty)
-            for k, (i, hop) in enumerate(chunk):
-                check = domain_flags(hop, self.domain)
-                results[i] = EmResult(
-                    float(em[k]),
-                    None if std is None else float(std[k]),
-                    hop,
-                    flags=check.flags,
-                    reasons=check.reasons,
-                    train_distance=check.distance,
-                )
-                if check.flags:
-                    logger.info("%s: %s", hop.name or f"hop {i}", results[i].warning())
+            em_all[s : s + len(chunk)] = em.detach().cpu().numpy()
+            if spread is not None:
+                spread_all = np.zeros(len(good)) if spread_all is None else spread_all
+                spread_all[s : s + len(chunk)] = spread.detach().cpu().numpy()
+        if self.trees is not None and good:  # the mean of the network's and the tree stage's barrier;
+            # the trees in one call: each call walks all 500 trees, whatever the number of rows
+            em_all = (em_all + self.trees.predict(self.trees.features([hop for _, hop in good]))) / 2
+        std = None if spread_all is None else error_bar(em_all, spread_all, self.uncertainty)
+        for k, (i, hop) in enumerate(good):
+            check = domain_flags(hop, self.domain)
+            results[i] = EmResult(
+                float(em_all[k]),
+                None if std is None else float(std[k]),
+                hop,
+                flags=check.flags,
+                reasons=check.reasons,
+                train_distance=check.distance,
+            )
+            if check.flags:
+                logger.info("%s: %s", hop.name or f"hop {i}", results[i].warning())
         return [r for r in results if r is not None]
 
 

@@ -11,7 +11,7 @@ import pytest
 from ase.io import write
 from pymatgen.io.ase import AseAtomsAdaptor
 
-from ase_em.errors import ModelLoadError, UnsupportedElementError
+from ase_em.errors import AseEmError, ModelLoadError, UnsupportedElementError
 from ase_em.hops.hop import Hop
 from ase_em.model.band import build_band
 from ase_em.model.graph import build_graph
@@ -177,3 +177,28 @@ def test_predictor_keeps_freed_memory_so_forwards_stop_faulting_in_pages():
     # the test compares the two instead of holding the tuned run to a fixed count
     assert plain > 100_000
     assert 20 * tuned < plain
+
+
+def test_the_cpu_batch_size_does_not_move_the_shipped_barriers(endpoints):
+    # the default batch (4 on a CPU: faster per hop than 32) gives the barriers and em_std of one
+    # hop at a time and of a batch of 32, on bands of five different cells
+    initial, final = endpoints
+    hops = []
+    for scale in (0.94, 0.97, 1.0, 1.02, 1.05, 0.99, 1.01):
+        i, f = initial.copy(), final.copy()
+        for a in (i, f):
+            a.set_cell(a.cell * scale, scale_atoms=True)
+        hops.append((i, f))
+    default = EmPredictor.from_pretrained("alignn-em-v1", compile="never", device="cpu")
+    assert default.batch_size == 4
+    runs = [default.predict(hops)] + [
+        EmPredictor.from_pretrained("alignn-em-v1", compile="never", device="cpu", batch_size=b).predict(hops)
+        for b in (1, 32)
+    ]
+    ems = np.array([[r.em for r in run] for run in runs])
+    stds = np.array([[r.em_std for r in run] for run in runs])
+    assert np.ptp(ems[0]) > 0.01  # the cells differ enough to give different barriers
+    np.testing.assert_allclose(ems, ems[[0]].repeat(3, 0), atol=2e-6)
+    np.testing.assert_allclose(stds, stds[[0]].repeat(3, 0), atol=2e-6)
+    with pytest.raises(AseEmError, match="batch_size must be at least 1"):
+        EmPredictor.from_pretrained("alignn-em-v1", batch_size=0)

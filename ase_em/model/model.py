@@ -63,20 +63,31 @@ class EmModel(nn.Module):
         self.target_mean.fill_(float(targets.mean()))
         self.target_std.fill_(float(targets.std().clamp_min(1e-6)) if targets.numel() > 1 else 1.0)
 
-    def embed(self, g: TorchGraph, lg: TorchGraph) -> torch.Tensor:
+    def expansions(self, g: TorchGraph, lg: TorchGraph) -> tuple[torch.Tensor, torch.Tensor]:
+        """The radial-basis expansions of the bond lengths (E, bins) and bond-angle cosines (T, bins).
+
+        They have no trained parameters, so the members of an ensemble share them.
+        """
+        r = g.edata["r"]
+        return (self.edge_embedding[0](r.norm(dim=1)),
+                self.angle_embedding[0](torch_bond_cosines(r[lg.src], r[lg.dst])))
+
+    def embed(self, g: TorchGraph, lg: TorchGraph,
+              expansions: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """Graph-level features before the head.
 
         Args:
             g: batched band graph (``atom_features``, ``ion`` node data; ``r`` edge data).
             lg: its line graph.
+            expansions: :meth:`expansions` of this graph, when already computed.
 
         Returns:
             (B, width) pooled features.
         """
-        r = g.edata["r"]
+        edge_rbf, angle_rbf = self.expansions(g, lg) if expansions is None else expansions
         x = self.atom_embedding(g.ndata["atom_features"])
-        y = self.edge_embedding(r.norm(dim=1))
-        z = self.angle_embedding(torch_bond_cosines(r[lg.src], r[lg.dst]))
+        y = self.edge_embedding[1:](edge_rbf)
+        z = self.angle_embedding[1:](angle_rbf)
         for layer in self.alignn_layers:
             x, y, z = layer(g, lg, x, y, z)
         for layer in self.gcn_layers:
@@ -94,13 +105,15 @@ class EmModel(nn.Module):
             pooled = torch.cat([ends, quarters, xi[:, 2], pooled], dim=1)
         return pooled
 
-    def forward_scaled(self, g: TorchGraph, lg: TorchGraph) -> torch.Tensor:
+    def forward_scaled(self, g: TorchGraph, lg: TorchGraph,
+                       expansions: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """Prediction in scaled units (what the loss sees); (B,)."""
-        return self.head(self.embed(g, lg)).squeeze(-1)
+        return self.head(self.embed(g, lg, expansions)).squeeze(-1)
 
-    def forward(self, g: TorchGraph, lg: TorchGraph) -> torch.Tensor:
+    def forward(self, g: TorchGraph, lg: TorchGraph,
+                expansions: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """Barriers in eV; (B,)."""
-        return self.forward_scaled(g, lg) * self.target_std + self.target_mean
+        return self.forward_scaled(g, lg, expansions) * self.target_std + self.target_mean
 
 
 class EmEnsemble(nn.Module):
@@ -119,7 +132,9 @@ class EmEnsemble(nn.Module):
 
     def forward(self, g: TorchGraph, lg: TorchGraph) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Mean barrier (B,) in eV and the members' standard deviation (B,), None for one member."""
-        preds = torch.stack([m(g, lg) for m in self.members])  # (K, B)
+        # one config: the same radial-basis centres in every member, so one expansion serves all
+        expansions = self.members[0].expansions(g, lg)
+        preds = torch.stack([m(g, lg, expansions) for m in self.members])  # (K, B)
         if len(self.members) == 1:
             return preds[0], None
         return preds.mean(0), preds.std(0)
