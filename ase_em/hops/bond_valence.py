@@ -47,6 +47,7 @@ class BondValenceError(AseEmError):
 
 
 _OXI_CACHE: dict[str, tuple[dict[str, float], str]] = {}
+MAX_GUESS_ATOMS = 30  # atoms of the largest formula handed to pymatgen's guess (TRAIN's largest: 28)
 
 
 def oxidation_states(hop: Hop) -> tuple[dict[str, float], str]:
@@ -56,7 +57,9 @@ def oxidation_states(hop: Hop) -> tuple[dict[str, float], str]:
     first ``Composition.oxi_state_guesses`` for the charge that balances the mobile ions, on
     the framework's reduced formula (small, so the guess is fast) times the least factor up to
     4 that makes that charge whole. When none does (one ion in a large host) the charge is
-    rounded ("rounded charge"). Averaged (mixed-valence) cation states are kept: they only
+    rounded ("rounded charge"). A formula still larger than :data:`MAX_GUESS_ATOMS` atoms is
+    guessed on its proportions at that size ("shrunk formula"; the guess's cost grows
+    combinatorially with the atoms). Averaged (mixed-valence) cation states are kept: they only
     scale the Coulomb term. An anion whose guess is fractional gets its usual charge (bvlain's
     Morse parameters are tabulated per integer charge). With no guess: anions their usual
     charge, the other cations the rest in proportion to their highest common state ("fallback").
@@ -69,7 +72,7 @@ def oxidation_states(hop: Hop) -> tuple[dict[str, float], str]:
 
     Returns:
         ``({element: oxidation state}, source)``, source one of "guess", "guess, rounded
-        charge", either with ", usual anion charge", or "fallback".
+        charge", either with ", shrunk formula" and/or ", usual anion charge", or "fallback".
     """
     from pymatgen.core import Composition, Element
 
@@ -86,7 +89,15 @@ def oxidation_states(hop: Hop) -> tuple[dict[str, float], str]:
         return dict(ox), source
     k = next((k for k in (1, 2, 3, 4) if abs(k * charge - round(k * charge)) < 1e-6), None)
     source = "guess" if k else "guess, rounded charge"
-    guesses = (reduced * (k or 1)).oxi_state_guesses(target_charge=round((k or 1) * charge), max_sites=None)
+    guessed, target = reduced * (k or 1), round((k or 1) * charge)
+    if guessed.num_atoms > MAX_GUESS_ATOMS:
+        # pymatgen's guess enumerates the states of every atom: a framework that does not reduce
+        # (an ordering of a disordered crystal, Ti43 Al5 P72 O288) takes minutes. Guess on the same
+        # proportions at most MAX_GUESS_ATOMS atoms large; the states are per element anyway.
+        scale = MAX_GUESS_ATOMS / guessed.num_atoms
+        guessed = Composition({el: max(1, round(n * scale)) for el, n in guessed.items()})
+        target, source = round(charge * (k or 1) * scale), source + ", shrunk formula"
+    guesses = guessed.oxi_state_guesses(target_charge=target, max_sites=None)
     if guesses:
         ox = {str(el): float(v) for el, v in guesses[0].items()}
         for el in ox:
