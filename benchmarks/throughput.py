@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("--model", default=None)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--data", default=str(ROOT.parent / "shared/data/em619/band5_train.json"))
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=None, help="default: the predictor's (4 on a CPU)")
     parser.add_argument(
         "--compile", action="store_true", help="also time the compiled forward (torch.compile)"
     )
@@ -45,15 +45,15 @@ def main() -> None:
 
     predictor = EmPredictor.from_pretrained(args.model, batch_size=args.batch_size)
     data = load_em619(args.data, skip_invalid=True)
-    report = {"model": predictor.name, "threads": args.threads, "batch_size": args.batch_size}
+    report = {"model": predictor.name, "threads": args.threads, "batch_size": predictor.batch_size}
 
     def run(hops, forward=predictor.model.ensemble):
         t0 = time.perf_counter()
         graphs = [predictor.graph(h) for h in hops]
         t1 = time.perf_counter()
         with torch.inference_mode():
-            for i in range(0, len(graphs), args.batch_size):
-                g, lg = collate(graphs[i : i + args.batch_size])
+            for i in range(0, len(graphs), predictor.batch_size):
+                g, lg = collate(graphs[i : i + predictor.batch_size])
                 forward(g, lg)
         t2 = time.perf_counter()
         n = len(hops)
