@@ -58,3 +58,17 @@ def test_shipped_model_predicts_as_with_alignns_layers(endpoints):
         theirs = torch.stack([m(g, lg) for m in ensemble.members])
     assert torch.allclose(ours, theirs, atol=1e-5)
     assert float((ours[:, 0] - ours[:, 1]).abs().min()) > 0.01  # two different hops, two barriers
+
+
+def test_the_ensemble_shares_one_expansion_and_answers_as_its_members_alone(endpoints):
+    # EmEnsemble computes the radial-basis expansions once for all members; each member on
+    # its own computes them itself: the same barriers, mean and spread
+    predictor = EmPredictor.from_pretrained()
+    ensemble = predictor.model.ensemble
+    lifepo4 = (read(EXAMPLES / "LiFePO4" / "initial.vasp"), read(EXAMPLES / "LiFePO4" / "final.vasp"))
+    g, lg = collate([predictor.graph(as_hop(pair)) for pair in (endpoints, lifepo4)])
+    with torch.no_grad():
+        alone = torch.stack([m(g, lg) for m in ensemble.members])  # (5, 2)
+        mean, spread = ensemble(g, lg)
+    assert torch.equal(mean, alone.mean(0)) and torch.equal(spread, alone.std(0))
+    assert float(spread.min()) > 1e-4  # the members differ
