@@ -37,11 +37,16 @@ def test_scatter_mean_averages_and_leaves_empty_buckets_zero():
     assert torch.equal(out, upstream.scatter_mean(src, torch.tensor([0, 0, 2]), 4))
 
 
-def test_shipped_model_predicts_as_with_alignns_layers(endpoints):
+def _shipped_ensemble_on_two_hops(endpoints):
+    """The shipped ensemble and the batched graphs of two hops (rocksalt, LiFePO4)."""
     predictor = EmPredictor.from_pretrained()
-    ensemble = predictor.model.ensemble
     lifepo4 = (read(EXAMPLES / "LiFePO4" / "initial.vasp"), read(EXAMPLES / "LiFePO4" / "final.vasp"))
     g, lg = collate([predictor.graph(as_hop(pair)) for pair in (endpoints, lifepo4)])
+    return predictor.model.ensemble, g, lg
+
+
+def test_shipped_model_predicts_as_with_alignns_layers(endpoints):
+    ensemble, g, lg = _shipped_ensemble_on_two_hops(endpoints)
     with torch.no_grad():
         ours = torch.stack([m(g, lg) for m in ensemble.members])
         for member in ensemble.members:  # the same weights in alignn's own layer classes
@@ -63,10 +68,7 @@ def test_shipped_model_predicts_as_with_alignns_layers(endpoints):
 def test_the_ensemble_shares_one_expansion_and_answers_as_its_members_alone(endpoints):
     # EmEnsemble computes the radial-basis expansions once for all members; each member on
     # its own computes them itself: the same barriers, mean and spread
-    predictor = EmPredictor.from_pretrained()
-    ensemble = predictor.model.ensemble
-    lifepo4 = (read(EXAMPLES / "LiFePO4" / "initial.vasp"), read(EXAMPLES / "LiFePO4" / "final.vasp"))
-    g, lg = collate([predictor.graph(as_hop(pair)) for pair in (endpoints, lifepo4)])
+    ensemble, g, lg = _shipped_ensemble_on_two_hops(endpoints)
     with torch.no_grad():
         alone = torch.stack([m(g, lg) for m in ensemble.members])  # (5, 2)
         mean, spread = ensemble(g, lg)
