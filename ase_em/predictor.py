@@ -275,16 +275,16 @@ class EmPredictor:
                     raise
                 raise _with_message(exc, message) from exc
         starts = range(0, len(good), self.batch_size)
-        em_all, spread_all = np.zeros(len(good)), None
+        ems, spreads = [np.zeros(0)], [np.zeros(0)]  # per batch; a one-member model has no spread
         for s in tqdm(starts, desc="predict", unit="batch", disable=not progress or None):
             chunk = good[s : s + self.batch_size]
             g, lg = collate([self.graph(hop) for _, hop in chunk])
             em, spread = self._forward(g.to(self.device), lg.to(self.device), len(good))
             self.n_predicted += len(chunk)
-            em_all[s : s + len(chunk)] = em.detach().cpu().numpy()
-            if spread is not None:
-                spread_all = np.zeros(len(good)) if spread_all is None else spread_all
-                spread_all[s : s + len(chunk)] = spread.detach().cpu().numpy()
+            ems.append(em.detach().cpu().numpy())
+            spreads.append(None if spread is None else spread.detach().cpu().numpy())
+        em_all = np.concatenate(ems).astype(float)
+        spread_all = None if any(x is None for x in spreads) else np.concatenate(spreads)
         if self.trees is not None and good:  # the mean of the network's and the tree stage's barrier;
             # the trees in one call: each call walks all 500 trees, whatever the number of rows
             em_all = (em_all + self.trees.predict(self.trees.features([hop for _, hop in good]))) / 2

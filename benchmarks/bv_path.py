@@ -75,7 +75,9 @@ from ase_em.hops.bond_valence import GRID, LANDSCAPES, N_STRAIGHT, TUBE
 
 ROOT = Path(__file__).resolve().parent.parent
 
-FIELDS = ["sys_name", "target", "ion", "length", "oxi_source", "seconds", "grid", "tube"] + [
+# per hop, before the energies
+META = ["sys_name", "target", "ion", "length", "oxi_source", "seconds", "grid", "tube"]
+FIELDS = META + [
     f"{land}_{k}" for land in LANDSCAPES for k in ("e_start", "e_end", "e_straight", "e_path")
 ] + [f"host_profile_{i}" for i in range(N_STRAIGHT)]
 
@@ -161,7 +163,7 @@ def read_features(cache: Path, names: list[str]) -> dict[str, np.ndarray]:
     def col(k):
         return np.asarray([float(rows[n][k]) if rows[n].get(k) not in (None, "") else np.nan for n in names])
 
-    out = {k: col(k) for k in FIELDS[8:]}
+    out = {k: col(k) for k in FIELDS[len(META):]}
     out["seconds"] = col("seconds")
     out["oxi_source"] = np.asarray([rows[n]["oxi_source"] for n in names])
     return out
