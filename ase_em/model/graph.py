@@ -128,7 +128,7 @@ def build_graph(band: Atoms, config: GraphConfig, *, n_ion_images: int = N_IMAGE
     z = torch.as_tensor(band.numbers, dtype=torch.long)
     if config.crop_radius is not None and n_ion_images > 0:
         kept = _near_ion_images(positions, lattice, config.crop_radius)  # (N,) bool
-        src, dst, r = _neighbours_from(positions, lattice, config.cutoff, kept)
+        src, dst, r = _neighbours_from(positions, lattice, config.cutoff, kept, nearest=config.max_neighbors)
     else:
         kept = None
         src, dst, _, r = torch_neighbor_list(
@@ -164,9 +164,13 @@ def _near_ion_images(positions: torch.Tensor, lattice: torch.Tensor, radius: flo
     return keep
 
 
+DENSE_SEARCH_LIMIT = 20_000  # (shifts x sources x atoms) above which candidates come from a compiled search
+NEAR_RADIUS = 5.0  # A: the first search radius of a source when only its nearest neighbours are kept
+
+
 def _neighbours_from(
     positions: torch.Tensor, lattice: torch.Tensor, cutoff: float, sources: torch.Tensor,
-    self_tol: float = 1e-8,
+    self_tol: float = 1e-8, nearest: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Every neighbour within ``cutoff`` of the atoms in ``sources``: alignn's search, restricted.
 
@@ -181,6 +185,9 @@ def _neighbours_from(
         cutoff: neighbour cutoff (A).
         sources: (N,) bool mask of the atoms searched from.
         self_tol: squared distances (A^2) at or below this are an atom itself (alignn's rule).
+        nearest: the number of nearest neighbours the graph keeps (None: all); with it, a
+            large cell may leave out edges that the nearest-neighbour choice drops
+            (:func:`_neighbours_from_candidates`).
 
     Returns:
         src, dst: (E,) atom indices; r: (E, 3) bond vectors (A).
@@ -189,6 +196,8 @@ def _neighbours_from(
     shifts = _torch_periodic_shifts(lattice, cutoff)  # (K, 3)
     offs = shifts @ lattice  # (K, 3)
     idx = torch.nonzero(sources).squeeze(-1)  # (S,)
+    if int(shifts.shape[0]) * int(idx.shape[0]) * n > DENSE_SEARCH_LIMIT:
+        return _neighbours_from_candidates(positions, lattice, cutoff, idx, shifts, offs, self_tol, nearest)
     # (K, S, N) squared distances from every source atom to every atom in every shifted cell,
     # one Cartesian component at a time: the same floating-point operations as alignn's
     # (pos_j + shift) - pos_i, squared and summed over x, y, z, without the (K, S, N, 3) array
@@ -206,6 +215,83 @@ def _neighbours_from(
     src, dst, k_idx = src[order], dst[order], k_idx[order]
     r = positions[dst] - positions[src] + offs[k_idx]
     return src, dst, r
+
+
+def _neighbours_from_candidates(
+    positions: torch.Tensor, lattice: torch.Tensor, cutoff: float, idx: torch.Tensor,
+    shifts: torch.Tensor, offs: torch.Tensor, self_tol: float, nearest: int | None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`_neighbours_from` on the candidate pairs of a compiled search: the same kept edges, in order.
+
+    The dense search tests every (shift, source, atom) triple; in a large cell most are far
+    apart. pymatgen's compiled search (:func:`ase_em.hops.checks.points_near`, a little
+    beyond the radius) names the candidate (source, atom, shift) triples, and alignn's
+    distance test is repeated on them with the same floating-point operations, so the
+    same pairs pass; a candidate whose shift is outside alignn's shift set is dropped, as
+    alignn never tests it. The edges are sorted into the dense search's order.
+
+    With ``nearest`` (the graph keeps each source's ``nearest`` closest neighbours, ties
+    within ``TIE_TOLERANCE`` included) the search first looks only ``NEAR_RADIUS`` around
+    each source: a source whose ``nearest``-th neighbour, plus the tie tolerance, lies
+    inside that radius keeps exactly the edges it would keep from the full list, and only
+    the other sources are searched to ``cutoff``. The returned list then lacks edges that
+    :func:`_nearest_with_ties` would drop anyway.
+    """
+    n, n_src = int(positions.shape[0]), int(idx.shape[0])
+    first = cutoff if nearest is None else min(cutoff, NEAR_RADIUS)
+    s_local, dst, k_idx = _candidate_edges(positions, lattice, cutoff, idx, shifts, offs, self_tol, first)
+    if first < cutoff:
+        r = positions[dst] - positions[idx[s_local]] + offs[k_idx]
+        limit = _kth_distance(s_local, r.norm(dim=1), nearest, n_src)
+        short = torch.nonzero(~(limit + TIE_TOLERANCE < first)).squeeze(-1)  # sources to search to the cutoff
+        if short.numel():
+            far = _candidate_edges(positions, lattice, cutoff, idx[short], shifts, offs, self_tol, cutoff)
+            done = ~torch.isin(s_local, short)
+            s_local = torch.cat([s_local[done], short[far[0]]])
+            dst, k_idx = torch.cat([dst[done], far[1]]), torch.cat([k_idx[done], far[2]])
+    src = idx[s_local]
+    chunk = max(1, min(512, 2**30 // max(int(shifts.shape[0]) * n, 1)))
+    key = (((src // chunk) * int(shifts.shape[0]) + k_idx) * n_src + s_local) * n + dst
+    order = torch.argsort(key)
+    src, dst, k_idx = src[order], dst[order], k_idx[order]
+    r = positions[dst] - positions[src] + offs[k_idx]
+    return src, dst, r
+
+
+def _candidate_edges(
+    positions: torch.Tensor, lattice: torch.Tensor, cutoff: float, idx: torch.Tensor,
+    shifts: torch.Tensor, offs: torch.Tensor, self_tol: float, radius: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(source position in ``idx``, atom, shift index) of the pairs within ``radius`` that pass alignn's test."""
+    from ase_em.hops.checks import points_near
+
+    n_max = shifts.max(dim=0).values.to(torch.long)  # alignn's shifts: every integer in [-n, n]^3
+    pos = positions.numpy()
+    s_local, dst, image, _ = points_near(pos, pos[idx.numpy()], lattice.numpy(), float(radius) + 1e-3)
+    s_local, dst, image = torch.from_numpy(s_local), torch.from_numpy(dst), torch.from_numpy(image)
+    inside = (image.abs() <= n_max).all(dim=1)
+    s_local, dst, image = s_local[inside], dst[inside], image[inside]
+    width = 2 * n_max + 1
+    k_idx = ((image[:, 0] + n_max[0]) * width[1] + image[:, 1] + n_max[1]) * width[2] + image[:, 2] + n_max[2]
+    shifted = positions[dst] + offs[k_idx]  # (P, 3): alignn's pos_j + shift, element by element
+    src_pos = positions[idx[s_local]]
+    dist2 = None
+    for c in range(3):
+        d = shifted[:, c] - src_pos[:, c]
+        dist2 = d * d if dist2 is None else dist2 + d * d
+    hit = (dist2 <= float(cutoff) ** 2) & (dist2 > self_tol)
+    return s_local[hit], dst[hit], k_idx[hit]
+
+
+def _kth_distance(group: torch.Tensor, dist: torch.Tensor, k: int, n: int) -> torch.Tensor:
+    """(n,) the k-th smallest ``dist`` of each group (inf for a group with fewer than k)."""
+    order = torch.argsort(group * (dist.max() + 1.0) + dist) if dist.numel() else torch.zeros(0, dtype=torch.long)
+    counts = torch.bincount(group, minlength=n)
+    starts = torch.cumsum(counts, 0) - counts
+    out = torch.full((n,), float("inf"), dtype=dist.dtype)
+    enough = counts >= k
+    out[enough] = dist[order][starts[enough] + k - 1]
+    return out
 
 
 def _crop(keep: torch.Tensor, src, dst, r, z):

@@ -75,12 +75,22 @@ def _reference_cropped_graph(band, config):
 
 @pytest.mark.parametrize("radius", [3.0, 5.0])
 @pytest.mark.parametrize("crystal", ["rocksalt", "LiFePO4"])
-def test_cropped_search_gives_the_full_search_graph_edge_for_edge(endpoints, radius, crystal):
+@pytest.mark.parametrize("search", ["dense", "candidates", "candidates, then the cutoff"])
+def test_cropped_search_gives_the_full_search_graph_edge_for_edge(endpoints, radius, crystal, search, monkeypatch):
     # searching only from the kept atoms must give the very graph of the full search
-    # followed by the crop (LiFePO4: the shipped example, a 111-atom host)
+    # followed by the crop (LiFePO4: the shipped example, a 111-atom host), whichever
+    # search finds the neighbours: the dense (shift, source, atom) test, the compiled
+    # search's candidates within NEAR_RADIUS, or (a first radius of 2.2 A, inside most
+    # atoms' 8th neighbour) candidates that send most sources on to the full cutoff
     from pathlib import Path
 
     from ase.io import read
+
+    import ase_em.model.graph as graph_module
+
+    monkeypatch.setattr(graph_module, "DENSE_SEARCH_LIMIT", float("inf") if search == "dense" else 0)
+    if search.endswith("cutoff"):
+        monkeypatch.setattr(graph_module, "NEAR_RADIUS", 2.2)
 
     if crystal == "LiFePO4":
         here = Path(__file__).resolve().parents[2] / "examples" / "LiFePO4"
