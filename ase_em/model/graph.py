@@ -262,7 +262,7 @@ def _candidate_edges(
     positions: torch.Tensor, lattice: torch.Tensor, cutoff: float, idx: torch.Tensor,
     shifts: torch.Tensor, offs: torch.Tensor, self_tol: float, radius: float,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(source position in ``idx``, atom, shift index) of the pairs within ``radius`` that pass alignn's test."""
+    """(position in ``idx``, atom, shift index) of the pairs within ``radius`` that pass alignn's test."""
     from ase_em.hops.checks import points_near
 
     n_max = shifts.max(dim=0).values.to(torch.long)  # alignn's shifts: every integer in [-n, n]^3
@@ -285,7 +285,9 @@ def _candidate_edges(
 
 def _kth_distance(group: torch.Tensor, dist: torch.Tensor, k: int, n: int) -> torch.Tensor:
     """(n,) the k-th smallest ``dist`` of each group (inf for a group with fewer than k)."""
-    order = torch.argsort(group * (dist.max() + 1.0) + dist) if dist.numel() else torch.zeros(0, dtype=torch.long)
+    if not dist.numel():
+        return torch.full((n,), float("inf"), dtype=dist.dtype)
+    order = torch.argsort(group * (dist.max() + 1.0) + dist)  # by group, then distance
     counts = torch.bincount(group, minlength=n)
     starts = torch.cumsum(counts, 0) - counts
     out = torch.full((n,), float("inf"), dtype=dist.dtype)

@@ -76,7 +76,8 @@ def _reference_cropped_graph(band, config):
 @pytest.mark.parametrize("radius", [3.0, 5.0])
 @pytest.mark.parametrize("crystal", ["rocksalt", "LiFePO4"])
 @pytest.mark.parametrize("search", ["dense", "candidates", "candidates, then the cutoff"])
-def test_cropped_search_gives_the_full_search_graph_edge_for_edge(endpoints, radius, crystal, search, monkeypatch):
+def test_cropped_search_gives_the_full_search_graph_edge_for_edge(endpoints, radius, crystal, search,
+                                                                  monkeypatch):
     # searching only from the kept atoms must give the very graph of the full search
     # followed by the crop (LiFePO4: the shipped example, a 111-atom host), whichever
     # search finds the neighbours: the dense (shift, source, atom) test, the compiled
