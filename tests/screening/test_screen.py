@@ -230,20 +230,20 @@ def test_dask_local_cluster_gives_the_same_rows(reference, folder, tmp_path, one
 def test_timeout_row_and_the_run_goes_on(tmp_path):
     from pymatgen.core import Structure
 
-    # 224 atoms with one Fe nudged, so the primitive cell is the whole supercell and its
-    # symmetry is P1: hundreds of distinct hops, far beyond 4 s
-    slow = Structure.from_file(EXAMPLES / "LiFePO4.cif") * (2, 2, 2)
+    # 336 atoms with one Fe nudged, so the primitive cell is the whole supercell and its
+    # symmetry is P1: 96 distinct hops, about 7 s on the development machine, far beyond 1 s
+    slow = Structure.from_file(EXAMPLES / "LiFePO4.cif") * (3, 2, 2)
     fe = next(i for i, site in enumerate(slow) if site.specie.symbol == "Fe")
     slow.translate_sites([fe], [0.1, 0.05, 0.0], frac_coords=False)
     slow.to(filename=str(tmp_path / "a_slow.cif"))
     (tmp_path / "b_bad.cif").write_text("no structure\n")
     db = tmp_path / "t.db"
     code = main(["screen", str(tmp_path), "--ion", "Li", "--db", str(db), "--workers", "1",
-                 "--timeout", "4", "--quiet"])
+                 "--timeout", "1", "--quiet"])
     assert code == 0
     rows = {Path(s).name: r for (s, _), r in _rows(db).items()}
     assert rows["a_slow.cif"]["status"] == "timeout"
-    assert rows["a_slow.cif"]["reason"] == "no result within 4 s; worker replaced"
+    assert rows["a_slow.cif"]["reason"] == "no result within 1 s; worker replaced"
     assert rows["a_slow.cif"]["model"] == DEFAULT_MODEL
     # the next unit ran in the replacement worker (its model load is not part of the time-out)
     assert rows["b_bad.cif"]["status"] == "refused"
