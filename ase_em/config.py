@@ -47,6 +47,8 @@ class ModelConfig:
             image sits: the endpoint pair, the quarter-point pair and the midpoint image
             (each pair averaged, so the readout does not depend on the hop's direction),
             concatenated with the mean of all atoms.
+        spread_head: a second output, the spread of a teacher ensemble's members, for a
+            one-network model distilled from an ensemble (:mod:`ase_em.training.distill`).
     """
 
     alignn_layers: int = 2
@@ -56,6 +58,7 @@ class ModelConfig:
     triplet_input_features: int = 40
     embedding_features: int = 64
     readout: Readout = "ion"
+    spread_head: bool = False
 
 
 def from_dict(cls: type, data: dict[str, Any]) -> Any:

@@ -85,13 +85,17 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--cifs-limit", type=int, default=40)
     parser.add_argument("--model", default="alignn-em-v1", help="model both trees load (a name both ship)")
+    parser.add_argument("--this-model", default=None,
+                        help="model this tree loads instead (one the baseline does not ship, e.g. a "
+                             "distilled one); the barrier differences then measure the approximation")
     parser.add_argument("--hops", type=int, default=None, help="evaluate the first N TRAIN records only")
     parser.add_argument("--skip", nargs="*", default=[], choices=["predict", "evaluate", "screen"])
     args = parser.parse_args()
     args.out = args.out.resolve()
     args.out.mkdir(parents=True, exist_ok=True)
     trees = {"baseline": args.baseline.resolve(), "this": ROOT}
-    report: dict[str, dict] = {name: {} for name in trees}
+    models = {"baseline": args.model, "this": args.this_model or args.model}
+    report: dict[str, dict] = {name: {"model": models[name]} for name in trees}
     example = ROOT / "examples" / "LiFePO4"
 
     if "predict" not in args.skip:
@@ -99,7 +103,7 @@ def main() -> None:
         for _ in range(args.repeat):
             for name, tree in trees.items():
                 cmd = ["predict", str(example / "initial.vasp"), str(example / "final.vasp"), "--json",
-                       "--model", args.model]
+                       "--model", models[name]]
                 walls[name].append(run(tree, cmd))
         for name in trees:
             report[name]["predict_wall_s"] = statistics.median(w for w, _, _ in walls[name])
@@ -114,7 +118,7 @@ def main() -> None:
         for name, tree in trees.items():
             csv_path = args.out / f"evaluate-{name}.csv"
             cmd = ["evaluate", str(data), "--skip-invalid", "--threads", str(args.threads),
-                   "--predictions", str(csv_path), "--overwrite", "--model", args.model]
+                   "--predictions", str(csv_path), "--overwrite", "--model", models[name]]
             wall, cpu, peak = run(tree, cmd)
             n = len(read_predictions(csv_path))
             report[name].update(evaluate_hops=n, evaluate_wall_s=wall, evaluate_hops_per_s=n / wall,
@@ -130,7 +134,7 @@ def main() -> None:
             db = args.out / f"screen-{name}.db"
             db.unlink(missing_ok=True)
             cmd = ["screen", *map(str, cifs), "--ion", "Li", "--db", str(db), "--orderings", "3",
-                   "--workers", str(args.workers), "--quiet", "--model", args.model]
+                   "--workers", str(args.workers), "--quiet", "--model", models[name]]
             wall, cpu, _ = run(tree, cmd)
             report[name].update(screen_structures=len(cifs), screen_wall_s=wall, screen_cpu_s=cpu,
                                 screen_per_hour=3600 * len(cifs) / wall)

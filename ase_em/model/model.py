@@ -54,7 +54,8 @@ class EmModel(nn.Module):
             [EdgeGatedGraphConvPure(c.hidden_features, c.hidden_features) for _ in range(c.gcn_layers)]
         )
         width = readout_width(c)
-        self.head = nn.Sequential(MLPLayer(width, c.hidden_features), nn.Linear(c.hidden_features, 1))
+        outputs = 2 if c.spread_head else 1  # barrier, and the distilled members' spread
+        self.head = nn.Sequential(MLPLayer(width, c.hidden_features), nn.Linear(c.hidden_features, outputs))
         self.register_buffer("target_mean", torch.zeros(()))
         self.register_buffer("target_std", torch.ones(()))
 
@@ -107,13 +108,28 @@ class EmModel(nn.Module):
 
     def forward_scaled(self, g: TorchGraph, lg: TorchGraph,
                        expansions: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
-        """Prediction in scaled units (what the loss sees); (B,)."""
-        return self.head(self.embed(g, lg, expansions)).squeeze(-1)
+        """Prediction in scaled units (what the loss sees); (B,), or (B, 2) with a spread head."""
+        out = self.head(self.embed(g, lg, expansions))
+        return out.squeeze(-1) if out.shape[-1] == 1 else out
 
     def forward(self, g: TorchGraph, lg: TorchGraph,
                 expansions: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """Barriers in eV; (B,)."""
-        return self.forward_scaled(g, lg, expansions) * self.target_std + self.target_mean
+        return self.forward_with_spread(g, lg, expansions)[0]
+
+    def forward_with_spread(
+        self, g: TorchGraph, lg: TorchGraph, expansions: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Barriers (B,) in eV, and with a spread head the predicted member spread (B,) in eV.
+
+        The spread is ``softplus`` of the second output, in units of the target spread, so it
+        is positive.
+        """
+        out = self.forward_scaled(g, lg, expansions)
+        if out.dim() == 1:
+            return out * self.target_std + self.target_mean, None
+        em = out[:, 0] * self.target_std + self.target_mean
+        return em, torch.nn.functional.softplus(out[:, 1]) * self.target_std
 
 
 class EmEnsemble(nn.Module):
@@ -131,9 +147,15 @@ class EmEnsemble(nn.Module):
         self.members = nn.ModuleList([EmModel(config) for _ in range(n_members)])
 
     def forward(self, g: TorchGraph, lg: TorchGraph) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Mean barrier (B,) in eV and the members' standard deviation (B,), None for one member."""
+        """Mean barrier (B,) in eV and the members' standard deviation (B,), None for one member.
+
+        A one-member model with a spread head (distilled from an ensemble) answers the spread
+        it was taught.
+        """
         # one config: the same radial-basis centres in every member, so one expansion serves all
         expansions = self.members[0].expansions(g, lg)
+        if len(self.members) == 1 and self.config.spread_head:
+            return self.members[0].forward_with_spread(g, lg, expansions)
         preds = torch.stack([m(g, lg, expansions) for m in self.members])  # (K, B)
         if len(self.members) == 1:
             return preds[0], None

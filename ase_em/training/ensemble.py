@@ -595,8 +595,11 @@ def load_backbone(
     card = read_card(directory)
     if sha256(weights) != card.get("sha256"):
         raise ModelLoadError(f"{weights}: checksum does not match its card")
-    # the readout has no weights of its own (the head starts fresh), so it may differ
-    if {**card.get("model", {}), "readout": None} != {**asdict(model_config), "readout": None}:
+    # the readout and the head's outputs belong to the head, which starts fresh, so they may
+    # differ; a setting the backbone's card does not name takes its default
+    head_only = {"readout": None, "spread_head": None}
+    theirs = {**asdict(ModelConfig()), **card.get("model", {}), **head_only}
+    if theirs != {**asdict(model_config), **head_only}:
         raise ModelLoadError(
             f"{directory}: backbone settings {card.get('model')} differ from the model's "
             f"{asdict(model_config)}"
