@@ -170,24 +170,23 @@ def _stats(pred: list[float], meas: list[float]) -> tuple[float, float, int]:
     return (float(spearmanr(pred, meas)[0]), float(np.mean(np.abs(np.subtract(pred, meas)))), n)
 
 
-def report(path: str, csv_path: str, args) -> None:
-    """Print the tables of the module docstring (markdown)."""
-    from scipy.stats import spearmanr
-
-    from ase_em.transport import conductivity
-
-    sigma = conductivities(csv_path)
-    family = families(csv_path)
+def read_records(path: str | Path) -> dict[str, dict]:
+    """id -> record of a results file (the last record of an id wins, as on resume)."""
     recs = {}
     for line in Path(path).read_text().splitlines():
         if line.strip():
             r = json.loads(line)
             recs[r["id"]] = r
-    status = [r["status"] for r in recs.values()]
-    print(f"structures run: {len(recs)} of {len(list(Path(DEFAULT_CIFS).glob('*.cif')))} CIFs; "
-          + ", ".join(f"{s} {status.count(s)}" for s in sorted(set(status))))
-    rows = []  # (id, log10 sigma pred at nu 1e12/1e13/1e14, measured, censored, percolation barrier)
-    no_perc = 0
+    return recs
+
+
+def predicted_rows(recs: dict[str, dict], sigma: dict, samples: int) -> tuple[list[tuple], int]:
+    """Rows (id, log10 sigma pred at nu 1e12/1e13/1e14, measured, censored, percolation
+    barrier, log10_sigma_std) of the percolating structures with a measured conductivity,
+    and the number that do not percolate."""
+    from ase_em.transport import conductivity
+
+    rows, no_perc = [], 0
     for i, r in recs.items():
         if r["status"] != "ok" or i not in sigma:
             continue
@@ -198,8 +197,42 @@ def report(path: str, csv_path: str, args) -> None:
         if not math.isfinite(preds[1]) or barrier is None:
             no_perc += 1
             continue
-        spread = conductivity(net, 300.0, n_samples=args.samples, seed=0).log10_sigma_std
+        spread = conductivity(net, 300.0, n_samples=samples, seed=0).log10_sigma_std if samples else None
         rows.append((i, preds, sigma[i][0], sigma[i][1], barrier, None if spread is None else spread[0]))
+    return rows, no_perc
+
+
+def paired_spearman(rows: list[tuple], other: list[tuple], resamples: int = 2000) -> str:
+    """Spearman(log10 sigma_pred, measured) of two runs on their common structures, and the
+    paired bootstrap (structures drawn with replacement, seed 0) of the difference."""
+    from scipy.stats import spearmanr
+
+    b = {r[0]: r for r in other}
+    common = [(r, b[r[0]]) for r in rows if r[0] in b]
+    x = np.array([[r[1][1], o[1][1], r[2]] for r, o in common])
+    rho = [float(spearmanr(x[:, k], x[:, 2])[0]) for k in (0, 1)]
+    rng = np.random.default_rng(0)
+    diffs = []
+    for _ in range(resamples):
+        s = x[rng.integers(0, len(x), len(x))]
+        diffs.append(float(spearmanr(s[:, 0], s[:, 2])[0]) - float(spearmanr(s[:, 1], s[:, 2])[0]))
+    lo, hi = np.percentile(diffs, [2.5, 97.5])
+    return (f"paired on {len(x)} structures: Spearman(log10 sigma_pred, measured) this run {rho[0]:.3f}, "
+            f"the other {rho[1]:.3f}; difference {rho[0] - rho[1]:+.3f} (95 % bootstrap interval "
+            f"{lo:+.3f} to {hi:+.3f}, {resamples} resamples)")
+
+
+def report(path: str, csv_path: str, args) -> None:
+    """Print the tables of the module docstring (markdown)."""
+    from scipy.stats import spearmanr
+
+    sigma = conductivities(csv_path)
+    family = families(csv_path)
+    recs = read_records(path)
+    status = [r["status"] for r in recs.values()]
+    print(f"structures run: {len(recs)} of {len(list(Path(DEFAULT_CIFS).glob('*.cif')))} CIFs; "
+          + ", ".join(f"{s} {status.count(s)}" for s in sorted(set(status))))
+    rows, no_perc = predicted_rows(recs, sigma, args.samples)
     print(f"with a measured conductivity and a percolating network: {len(rows)}; "
           f"not percolating: {no_perc}\n")
     print("| set | n | Spearman(log10 sigma_pred, measured) | MAE (log10 S/cm) | "
@@ -238,6 +271,9 @@ def report(path: str, csv_path: str, args) -> None:
     if stds:
         print(f"\nlog10_sigma_std (300 K, {args.samples} draws at nu 1e13): median {np.median(stds):.2f}, "
               f"90th percentile {np.percentile(stds, 90):.2f}")
+    if args.paired:
+        other, _ = predicted_rows(read_records(args.paired), sigma, 0)
+        print(f"\nagainst {Path(args.paired).name}, " + paired_spearman(rows, other))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -252,6 +288,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=None, help="at most this many new structures")
     ap.add_argument("--model", default=None, help="model name or directory (default: the shipped default)")
     ap.add_argument("--report", default=None, help="results file to summarise")
+    ap.add_argument("--paired", default=None,
+                    help="with --report: another results file on the same CIFs (another model); "
+                         "the paired Spearman difference with a bootstrap interval")
     args = ap.parse_args(argv)
     if args.report:
         report(args.report, args.csv, args)

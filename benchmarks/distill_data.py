@@ -68,6 +68,11 @@ def main() -> None:
     parser.add_argument("--max-sites", type=int, default=60)
     parser.add_argument("--train", action="store_true", help="the TRAIN bands instead of mpt structures")
     parser.add_argument("--timeout", type=int, default=60, help="seconds per structure")
+    parser.add_argument("--li-vacancies", type=float, default=None, metavar="FRACTION",
+                        help="Li structures only, every Li site occupied 1 - FRACTION, so the hops are "
+                             "those of a disordered CIF's orderings (as in a screen of OBELiX-like "
+                             "files); the structures are visited from the end of the file")
+    parser.add_argument("--orderings", type=int, default=2, help="orderings of a disordered structure")
     args = parser.parse_args()
 
     import torch
@@ -95,13 +100,15 @@ def main() -> None:
         rec.records = torch.load(args.out, weights_only=False)["records"]
     rows = json.load(gzip.open(MPT))
     todo = [r for i, r in enumerate(rows) if i % args.parts == args.part]
+    if args.li_vacancies is not None:
+        todo = todo[::-1]
     signal.signal(signal.SIGALRM, _timeout)
     t0, n_new = time.time(), 0
     for r in todo:
         if len(rec.records) >= args.max_hops:
             break
         a = r["atoms"]
-        ions = [x for x in IONS if x in a["elements"]]
+        ions = [x for x in (("Li",) if args.li_vacancies is not None else IONS) if x in a["elements"]]
         if (not ions or len(a["elements"]) > args.max_sites or r["id"] in done
                 or not ANIONS & set(a["elements"])):
             continue
@@ -110,10 +117,16 @@ def main() -> None:
             continue
         s = Structure(Lattice(a["lattice_mat"]), a["elements"], a["coords"],
                       coords_are_cartesian=bool(a["cartesian"]))
+        options = {}
+        if args.li_vacancies is not None:
+            if a["elements"].count(ion) < 2:
+                continue
+            s.replace_species({ion: {ion: 1.0 - args.li_vacancies}})
+            options = {"n_orderings": args.orderings, "seed": 0}
         n0 = len(rec.records)
         signal.alarm(args.timeout)
         try:
-            MigrationBarrierAnalyzer(s, ion, max_distance=5.0, predictor=teacher)
+            MigrationBarrierAnalyzer(s, ion, max_distance=5.0, predictor=teacher, **options)
             status = "ok"
         except TimeoutError:
             status = "timeout"

@@ -19,6 +19,7 @@ A stage a tree does not have counts 0. Usage::
 
     python benchmarks/stage_profile.py --cifs 20                  # this tree
     python benchmarks/stage_profile.py --cifs 20 --tree ../base   # another checkout
+    python benchmarks/stage_profile.py --cifs 20 --model alignn-em-v1-distilled
 """
 
 from __future__ import annotations
@@ -74,9 +75,10 @@ for stage, (mod, cls, name) in TARGETS.items():
             if getattr(m, "__name__", "").startswith("ase_em") and getattr(m, name, None) is original:
                 setattr(m, name, wrapped)
 files = sorted(glob.glob(sys.argv[1] + "/*.cif"))[: int(sys.argv[2])]
-get_predictor(None, 1)
+model = sys.argv[4] if len(sys.argv) > 4 else None
+get_predictor(model, 1)
 units = [{"source": f, "path": f, "ion": "Li", "sha256": "x"} for f in files]
-kwargs = {"n_orderings": int(sys.argv[3])}
+kwargs = {"n_orderings": int(sys.argv[3]), "model": model}
 for u in units[:2]:
     run_unit(u, **kwargs)  # warm-up: lazy imports, caches
 for stage in spent:
@@ -95,16 +97,19 @@ def main() -> None:
     parser.add_argument("--cifs", type=int, default=20)
     parser.add_argument("--orderings", type=int, default=3)
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    parser.add_argument("--model", default=None, help="model name or directory (default: the tree's default)")
     args = parser.parse_args()
     env = dict(os.environ, PYTHONPATH=str(args.tree.resolve()), OMP_NUM_THREADS="1")
-    out = subprocess.run([sys.executable, "-c", CHILD, str(CIFS), str(args.cifs), str(args.orderings)],
-                         cwd=args.tree, env=env, capture_output=True, text=True)
+    argv = [str(CIFS), str(args.cifs), str(args.orderings), *([args.model] if args.model else [])]
+    out = subprocess.run([sys.executable, "-c", CHILD, *argv], cwd=args.tree, env=env, capture_output=True,
+                         text=True)
     if out.returncode:
         sys.exit(out.stderr[-3000:])
     res = json.loads(out.stdout)
     stages, total = res["stages"], res["total_cpu_s"]
     stages["everything else"] = total - sum(stages.values())
-    print(f"tree {args.tree}: {res['n']} CIFs, {args.orderings} orderings; CPU {total:.1f} s "
+    print(f"tree {args.tree}, model {args.model or 'default'}: {res['n']} CIFs, {args.orderings} orderings; "
+          f"CPU {total:.1f} s "
           f"({total / res['n']:.2f} s per structure)")
     print("| stage | CPU s | share |\n| --- | --- | --- |")
     for stage, t in stages.items():

@@ -109,7 +109,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--keys", default=None, metavar="CSV",
                    help="extra per-structure keys: CSV with an id column matched to the file stem")
     p.add_argument("--keys-id", default="id", metavar="COLUMN", help="id column of --keys (default: id)")
-    p.add_argument("--model", default=None, help="model directory or shipped name (default: shipped)")
+    p.add_argument("--model", default=None,
+                   help="model directory or shipped name (default: alignn-em-v1-distilled, one network "
+                        "distilled from the shipped ensemble; alignn-em-v1 for the ensemble itself)")
     p.add_argument("--threads", type=positive_int, default=1, help="torch threads per worker (default 1)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--allow-no-host", action="store_true",

@@ -26,6 +26,9 @@ from ase_em.errors import ModelLoadError
 from ase_em.model.model import EmEnsemble
 
 DEFAULT_MODEL = "alignn-em-v1"
+# a screen's default: one network distilled from DEFAULT_MODEL's five members (one forward a
+# hop instead of five; on OBELiX's hops 0.037 eV from the ensemble, docs/model.md)
+SCREEN_MODEL = "alignn-em-v1-distilled"
 WEIGHTS_DIR = Path(__file__).parent.parent / "weights"  # ase_em/weights: shipped model directories
 BACKBONE_KIND = "pretrained backbone"  # prefix of the card "kind" of an ``ase-em pretrain`` output
 

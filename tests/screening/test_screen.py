@@ -19,7 +19,7 @@ import pytest
 from ase.db import connect
 
 from ase_em.cli.main import main
-from ase_em.model.weights import DEFAULT_MODEL
+from ase_em.model.weights import SCREEN_MODEL
 from ase_em.screening import expand_inputs, screen
 from ase_em.screening.inputs import atoms_sha256, read_keys_csv
 
@@ -143,7 +143,7 @@ def test_screen_rows_match_the_analyzer(reference, folder, one_torch_thread):
     rows = _rows(reference)
     src = {Path(s).name: r for (s, ion), r in rows.items()}
     licoo2, lfp, copy = src["LiCoO2.cif"], src["LiFePO4.cif"], src["LiFePO4_copy.cif"]
-    predictor = EmPredictor.from_pretrained()
+    predictor = EmPredictor.from_pretrained(SCREEN_MODEL)  # a screen's default model
     for row, name in ((licoo2, "LiCoO2.cif"), (lfp, "LiFePO4.cif")):
         an = MigrationBarrierAnalyzer(EXAMPLES / name, "Li", predictor=predictor)
         for d in (1, 2, 3):  # the same percolation barriers as `ase-em network`; absent = None
@@ -162,7 +162,7 @@ def test_screen_rows_match_the_analyzer(reference, folder, one_torch_thread):
         assert row["n_flags"] == len(flags) and row.get("flags", "") == ",".join(flags)
     assert licoo2["em_1d"] <= licoo2["em_2d"] <= licoo2.get("em_3d", float("inf"))
     assert licoo2["natoms"] == 12 and licoo2["reduced_formula"] == "LiCoO2" and licoo2["n_orderings"] == 1
-    assert licoo2["model"] == DEFAULT_MODEL and licoo2["status"] == "ok" and "reason" not in licoo2
+    assert licoo2["model"] == SCREEN_MODEL and licoo2["status"] == "ok" and "reason" not in licoo2
     # the copy in the subfolder gives the same barriers
     assert lfp["em_1d"] == copy["em_1d"] and lfp["sha256"] == copy["sha256"]
     # extra keys from the CSV, matched by file stem
@@ -244,7 +244,7 @@ def test_timeout_row_and_the_run_goes_on(tmp_path):
     rows = {Path(s).name: r for (s, _), r in _rows(db).items()}
     assert rows["a_slow.cif"]["status"] == "timeout"
     assert rows["a_slow.cif"]["reason"] == "no result within 1 s; worker replaced"
-    assert rows["a_slow.cif"]["model"] == DEFAULT_MODEL
+    assert rows["a_slow.cif"]["model"] == SCREEN_MODEL
     # the next unit ran in the replacement worker (its model load is not part of the time-out)
     assert rows["b_bad.cif"]["status"] == "refused"
 
@@ -321,7 +321,8 @@ def test_rows_carry_the_conductivity_and_rank_by_it(reference, tmp_path, one_tor
 
     rows = _rows(reference)
     lfp = next(r for (s, _), r in rows.items() if Path(s).name == "LiFePO4.cif")
-    an = MigrationBarrierAnalyzer(EXAMPLES / "LiFePO4.cif", "Li", predictor=EmPredictor.from_pretrained())
+    predictor = EmPredictor.from_pretrained(SCREEN_MODEL)
+    an = MigrationBarrierAnalyzer(EXAMPLES / "LiFePO4.cif", "Li", predictor=predictor)
     res = an.conductivity([300.0], n_samples=CONDUCTIVITY_SAMPLES, seed=0)
     assert lfp["log10_sigma_300"] == pytest.approx(res.log10_sigma[0], abs=1e-9)
     assert lfp["log10_sigma_300_std"] == pytest.approx(res.log10_sigma_std[0], abs=1e-9)
