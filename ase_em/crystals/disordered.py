@@ -302,18 +302,22 @@ def disordered_network(
         supercells.append(m.tolist())
         missing.append([o.missing for o in orderings])
         shifts = np.rint(lattice_points_in_supercell(m) @ m).astype(int)  # (T, 3) cells of the supercell
+        # every instance of each hop in the supercell: the same for all its orderings
+        instances = [_instances(sites, edges, label, shifts, prim) for label in cell_labels]
         for k, ordering in enumerate(orderings):
             o = ordering.structure
-            is_ion = np.array([s.specie.symbol == ion for s in o])  # (N,)
+            symbols = np.array([s.specie.symbol for s in o])  # (N,)
+            is_ion = symbols == ion
+            frac, cart = o.frac_coords, o.cart_coords  # (N, 3) each; pymatgen builds them per call
             hops: list[Hop] = []
-            for label in cell_labels:
-                inst = _choose_instance(o, is_ion, sites, edges, label, shifts, prim, rng)
+            chosen = _choose_instances(o, is_ion, instances, rng)
+            for label, inst in zip(cell_labels, chosen, strict=True):
                 if inst is None:
                     continue
                 start, vector = inst
                 try:
                     name = f"{formula} {ion} hop {label} ordering {k}"
-                    hops.append(_band_hop(o, is_ion, ion, start, vector, name))
+                    hops.append(_band_hop(o, frac, cart, symbols, is_ion, ion, start, vector, name))
                     keys.append((k, label))
                 except AseEmError as exc:
                     blocked[(k, label)] = str(exc)
@@ -386,19 +390,16 @@ def disordered_network(
     )
 
 
-def _choose_instance(
-    o: Structure,
-    is_ion: np.ndarray,
+def _instances(
     sites: Structure,
     edges: list[tuple[int, int, tuple[int, int, int], int]],
     label: int,
     shifts: np.ndarray,
     prim: np.ndarray,
-    rng: np.random.Generator,
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """Start (Cartesian, A) and hop vector of the best instance of hop ``label`` in ordering ``o``.
+) -> tuple[np.ndarray, np.ndarray]:
+    """Starts (I, 3) and hop vectors (I, 3) (Cartesian, A) of every instance of hop ``label``.
 
-    Returns None when every instance has a host atom on an endpoint.
+    Each of the hop's edges, from every primitive cell of the supercell (``shifts``).
     """
     starts, vectors = [], []
     for u, v, img, lab in edges:
@@ -408,47 +409,81 @@ def _choose_instance(
         for t in shifts:
             starts.append(sites[u].coords + t @ prim)
             vectors.append(vec)
-    starts_a, vectors_a = np.array(starts), np.array(vectors)  # (I, 3)
-    ends_a = starts_a + vectors_a
+    return np.array(starts).reshape(-1, 3), np.array(vectors).reshape(-1, 3)
+
+
+def _choose_instances(
+    o: Structure,
+    is_ion: np.ndarray,
+    instances: list[tuple[np.ndarray, np.ndarray]],
+    rng: np.random.Generator,
+) -> list[tuple[np.ndarray, np.ndarray] | None]:
+    """Start (Cartesian, A) and hop vector of the best instance of each hop in ordering ``o``.
+
+    Args:
+        o: the ordering (supercell).
+        is_ion: (N,) which atoms of ``o`` are the migrating ion.
+        instances: per hop, the starts and vectors of :func:`_instances`.
+        rng: draws among equally good instances, hop by hop in order.
+
+    Returns:
+        Per hop, (start, vector), or None when every instance has a host atom on an endpoint.
+    """
+    counts = [len(starts) for starts, _ in instances]
+    if not sum(counts):
+        return [None] * len(instances)
+    starts_a = np.vstack([starts for starts, _ in instances])  # (I, 3), all hops' instances
+    ends_a = starts_a + np.vstack([vectors for _, vectors in instances])
     n = len(starts_a)
     # the atoms near each instance's two ends (periodic images included), from pymatgen's
-    # compiled neighbour search: a dense (instances x atoms) distance matrix cost more than
-    # the rest of an ordering's bands
+    # compiled neighbour search, once for all hops of the ordering (a search's cost is mostly
+    # binning the ordering's atoms): a dense (instances x atoms) distance matrix cost more
+    # than the rest of an ordering's bands
     host_on, ion_at_start, end_empty = np.zeros(n, bool), np.zeros(n, bool), np.ones(n, bool)
+    cart = o.cart_coords
     for points, at_start in ((starts_a, True), (ends_a, False)):
-        inst, atom, _, dist = points_near(o.cart_coords, points, o.lattice.matrix,
+        inst, atom, _, dist = points_near(cart, points, o.lattice.matrix,
                                           max(HOST_TOLERANCE, MERGE_RADIUS) + 1e-6)
         host_on[inst[(dist < HOST_TOLERANCE) & ~is_ion[atom]]] = True
         if at_start:
             ion_at_start[inst[(dist < MERGE_RADIUS) & is_ion[atom]]] = True
         else:
             end_empty[inst[dist < MERGE_RADIUS]] = False
-    score = np.where(host_on, -1, 2 * ion_at_start + end_empty)  # (I,)
-    best = int(score.max())
-    if best < 0:
-        return None
-    pick = int(rng.choice(np.flatnonzero(score == best)))
-    return starts_a[pick], vectors_a[pick]
+    score_all = np.where(host_on, -1, 2 * ion_at_start + end_empty)  # (I,)
+    chosen: list[tuple[np.ndarray, np.ndarray] | None] = []
+    first = 0
+    for (starts, vectors), count in zip(instances, counts, strict=True):
+        score = score_all[first : first + count]
+        first += count
+        if not count or int(score.max()) < 0:
+            chosen.append(None)
+            continue
+        pick = int(rng.choice(np.flatnonzero(score == score.max())))
+        chosen.append((starts[pick], vectors[pick]))
+    return chosen
 
 
 def _band_hop(
-    o: Structure, is_ion: np.ndarray, ion: str, start: np.ndarray, vector: np.ndarray, name: str
+    o: Structure, frac: np.ndarray, cart: np.ndarray, symbols: np.ndarray, is_ion: np.ndarray, ion: str,
+    start: np.ndarray, vector: np.ndarray, name: str,
 ) -> Hop:
     """The vacancy-mode hop in ordering ``o``.
 
-    The ion at ``start``; every other atom is the host, less ions within the exclusion
-    distance of either endpoint (:func:`ase_em.crystals.disorder.exclusion_radius`: sites
-    that exclude the endpoint sites, such as P2-NaxCoO2's Na 2d site 1.64 A from a 2b site).
+    ``frac``, ``cart`` (N, 3) and ``symbols`` (N,) are the ordering's atoms' fractional and
+    Cartesian coordinates and elements, read once per ordering. The ion at ``start``; every
+    other atom is the host, less ions within the exclusion distance of either endpoint
+    (:func:`ase_em.crystals.disorder.exclusion_radius`: sites that exclude the endpoint
+    sites, such as P2-NaxCoO2's Na 2d site 1.64 A from a 2b site).
     """
     ends = o.lattice.get_fractional_coords(np.vstack([start, start + vector]))  # (2, 3)
-    d = o.lattice.get_all_distances(ends, o.frac_coords)  # (2, N)
+    d = o.lattice.get_all_distances(ends, frac)  # (2, N)
     keep = ~(is_ion & (d < exclusion_radius(ion)).any(0))  # (N,)
     return Hop(
         ion=ion,
         start=np.asarray(start, float),
         end=np.asarray(start + vector, float),
-        host_symbols=tuple(s.specie.symbol for s, k in zip(o, keep, strict=True) if k),
-        host_positions=o.cart_coords[keep].copy(),
+        host_symbols=tuple(symbols[keep].tolist()),
+        host_positions=cart[keep].copy(),
         cell=o.lattice.matrix.copy(),
         ion_index=0,
         name=name,

@@ -115,29 +115,74 @@ def snap_to_site(site: PeriodicSite, structure: Structure, tol: float, what: str
     return PeriodicSite(site.species, fc[k] + image, structure.lattice)
 
 
+def supercell_sites(frac: np.ndarray, lattice: Lattice, sc_mat: np.ndarray) -> tuple[np.ndarray, Lattice]:
+    """Fractional coordinates of ``Structure.__mul__``'s supercell, on arrays.
+
+    pymatgen's arithmetic, in its order: each site's Cartesian position plus every lattice
+    point of the supercell (site by site, :func:`lattice_points_in_supercell`'s order),
+    converted to the supercell lattice and wrapped into it. Written on arrays because
+    pymatgen builds a ``PeriodicSite`` per atom twice over (a third of an ordered
+    crystal's hop time).
+
+    Args:
+        frac: (N, 3) fractional coordinates on ``lattice``.
+        lattice: the unit cell.
+        sc_mat: (3, 3) integer supercell matrix.
+
+    Returns:
+        (N * T, 3) fractional coordinates on the supercell lattice (T cells), and that lattice.
+    """
+    from pymatgen.util.coord import lattice_points_in_supercell
+
+    sc = np.array(sc_mat, int)
+    new_lattice = Lattice(np.dot(sc, lattice.matrix), pbc=lattice.pbc)
+    cart_lattice = new_lattice.get_cartesian_coords(lattice_points_in_supercell(sc))  # (T, 3)
+    cart = lattice.get_cartesian_coords(frac)  # (N, 3)
+    coords = (cart[:, None, :] + cart_lattice[None, :, :]).reshape(-1, 3)
+    return np.mod(new_lattice.get_fractional_coords(coords), 1.0), new_lattice
+
+
+def vacancy_start_arrays(
+    esite_frac: np.ndarray, symbols: np.ndarray, frac: np.ndarray, lattice: Lattice, sc_mat: np.ndarray,
+    *, tol: float,
+) -> tuple[np.ndarray, np.ndarray, Lattice, int]:
+    """:func:`vacancy_start_structure` on arrays.
+
+    Returns the elements (M,), fractional coordinates (M, 3) and lattice of the start
+    structure, and how many sites were removed. ``esite_frac`` (3,) is the final site on
+    ``lattice``; ``symbols`` (N,) and ``frac`` (N, 3) are the unit cell's sites.
+    """
+    sc_frac, sc_lattice = supercell_sites(frac, lattice, sc_mat)
+    sc_symbols = np.repeat(np.asarray(symbols), len(sc_frac) // len(frac))
+    target = np.dot(esite_frac, np.linalg.inv(sc_mat))  # (3,) on the supercell lattice
+    dist = sc_lattice.get_all_distances(target[None, :], sc_frac)[0]  # (N * T,)
+    gone = dist <= tol
+    return sc_symbols[~gone], sc_frac[~gone], sc_lattice, int(gone.sum())
+
+
 def vacancy_start_structure(
     esite: PeriodicSite, base: Structure, sc_mat: list[list[int]], *, tol: float
 ) -> tuple[Structure, int]:
     """The start structure of pymatgen-analysis-diffusion's vacancy-mode supercells.
 
     As ``get_start_end_structures(..., vac_mode=True)`` builds it: ``base * sc_mat`` less
-    every site within ``tol`` of the final site.
+    every site within ``tol`` of the final site (computed on arrays,
+    :func:`vacancy_start_arrays`; the same sites to the last bit).
 
     Args:
         esite: the final site, on ``base``'s lattice.
-        base: the unit cell, every ion site occupied.
+        base: the unit cell, every ion site occupied (ordered).
         sc_mat: (3, 3) integer supercell matrix.
         tol: removal distance (A), periodic.
 
     Returns:
         The start structure (sites in the supercell's order) and how many sites were removed.
     """
-    supercell = base * sc_mat
-    frac = np.dot(esite.frac_coords, np.linalg.inv(sc_mat))  # (3,) on the supercell lattice
-    dist = supercell.lattice.get_all_distances(frac[None, :], supercell.frac_coords)[0]  # (N,)
-    gone = dist <= tol
-    start = Structure.from_sites([site for site, g in zip(supercell, gone, strict=True) if not g])
-    return start, int(gone.sum())
+    symbols = np.array([site.species_string for site in base])
+    kept, frac, lattice, n_removed = vacancy_start_arrays(
+        esite.frac_coords, symbols, base.frac_coords, base.lattice, np.array(sc_mat), tol=tol
+    )
+    return Structure(lattice, kept.tolist(), frac), n_removed
 
 
 def hop_from_migration_hop(
@@ -169,11 +214,11 @@ def hop_from_migration_hop(
     """
     if EMPTY_SITE in hop.symm_structure.site_properties:  # a network with candidate empty sites
         return hop_with_empty_sites(hop, min_length=min_length, name=name)
-    base = Structure.from_sites(list(hop.symm_structure.sites))  # all sites, ion sites occupied
-    base.remove_oxidation_states()
+    base = hop.symm_structure  # all sites, ion sites occupied
+    symbols = np.array([site.specie.symbol for site in base])  # elements (oxidation states dropped)
     ion = hop.isite.specie.symbol
     length = hop.length
-    name = name or f"{base.composition.reduced_formula} {ion} hop {length:.3f} A"
+    name = name or f"{base.composition.element_composition.reduced_formula} {ion} hop {length:.3f} A"
     tol = site_tolerance(hop)
     isite = snap_to_site(hop.isite, base, tol, "initial", name)
     esite = snap_to_site(hop.esite, base, tol, "final", name)
@@ -183,30 +228,32 @@ def hop_from_migration_hop(
     esite = PeriodicSite(esite.species, esite.frac_coords - shift, base.lattice)
     length = float(np.linalg.norm(esite.coords - isite.coords))
     sc = supercell_matrix(base.lattice, max(min_length, 2 * length + PATH_MARGIN))
-    start, n_removed = vacancy_start_structure(esite, base, sc.tolist(), tol=SITE_TOLERANCE)
+    kept, frac_start, lattice, n_removed = vacancy_start_arrays(
+        esite.frac_coords, symbols, base.frac_coords, base.lattice, sc, tol=SITE_TOLERANCE
+    )
     if n_removed != 1:
         raise VacancySupercellError(
             f"{name}: the final site is not one occupied {ion} site of the structure "
             f"({n_removed} sites removed instead of one)"
         )
-    frac = start.lattice.get_fractional_coords(isite.coords)  # (3,)
-    dist = start.lattice.get_all_distances(frac[None, :], start.frac_coords)[0]  # (N,)
+    frac = lattice.get_fractional_coords(isite.coords)  # (3,)
+    dist = lattice.get_all_distances(frac[None, :], frac_start)[0]  # (N,)
     k = int(np.argmin(dist))
-    if dist[k] > SITE_TOLERANCE or start[k].specie.symbol != ion:
+    if dist[k] > SITE_TOLERANCE or kept[k] != ion:
         raise VacancySupercellError(
             f"{name}: the initial site is {dist[k]:.3f} A from the nearest site of the supercell "
-            f"({start[k].specie.symbol}); not an occupied {ion} site"
+            f"({kept[k]}); not an occupied {ion} site"
         )
-    keep = np.arange(len(start)) != k
-    positions = start.cart_coords  # (N, 3)
+    keep = np.arange(len(kept)) != k
+    positions = lattice.get_cartesian_coords(frac_start)  # (N, 3)
     begin = positions[k].copy()
     return Hop(
         ion=ion,
         start=begin,
         end=begin + (esite.coords - isite.coords),
-        host_symbols=tuple(site.specie.symbol for i, site in enumerate(start) if keep[i]),
+        host_symbols=tuple(kept[keep].tolist()),
         host_positions=positions[keep].copy(),
-        cell=start.lattice.matrix.copy(),
+        cell=np.array(lattice.matrix, float),
         ion_index=k,
         name=name,
     )
