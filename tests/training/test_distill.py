@@ -101,3 +101,17 @@ def test_distil_refuses_mismatched_inputs(tiny_model_dir, bands):
         distil(student, bands, np.zeros(7), np.zeros(8), epochs=1)
     with pytest.raises(ValueError, match="one network with a spread head"):
         distil(teacher, bands, np.zeros(8), np.zeros(8), epochs=1)
+
+
+def test_finetune_refuses_a_distilled_base(tiny_model_dir, tmp_path):
+    from ase_em.errors import AseEmError
+    from ase_em.training.finetune import finetune
+    from tests.training.test_data import write_hops_csv
+
+    student = student_from_member(load_model(tiny_model_dir).ensemble)
+    save_model(student, GRAPH, tmp_path / "student", {"name": "tiny-student", "teacher": "tiny-test"})
+    data, _ = write_hops_csv(tmp_path / "data", n=3)
+    says = "student: a distilled model .* fine-tune tiny-test and distil again"
+    with pytest.raises(AseEmError, match=says):
+        finetune(data, output=tmp_path / "out", base=tmp_path / "student")
+    assert not (tmp_path / "out").exists()

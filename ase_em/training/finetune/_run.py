@@ -126,6 +126,12 @@ def finetune(
     if n == 0:
         raise AseEmError(f"{labelled.path}: no hops to fine-tune on")
     base_model = load_base(base)
+    if base_model.model_config.spread_head:
+        teacher = base_model.card.get("teacher", "its teacher")
+        raise AseEmError(
+            f"{base_model.path.name}: a distilled model (one network taught an ensemble's barrier and "
+            f"spread) is not fine-tuned; fine-tune {teacher} and distil again (ase_em.training.distill)"
+        )
     if out.resolve() == base_model.path.resolve():
         raise AseEmError(f"{out}: is the base model's directory; write the fine-tuned model elsewhere")
     chosen = strategy or default_strategy(n)
