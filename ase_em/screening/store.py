@@ -107,7 +107,10 @@ class ResultStore:
         self.path = os.fspath(path)
         if not self.path.endswith(".db"):
             raise AseEmError(f"{self.path}: the results database must be a .db file (SQLite)")
-        self.db = connect(self.path, type="db", append=True)
+        # SQLite's own locking only: the kernel releases it when a process dies. ASE's lock
+        # file (DB.lock) would outlive a screen killed mid-write, and every later write, the
+        # --resume of that screen included, would wait for it forever.
+        self.db = connect(self.path, type="db", append=True, use_lock_file=False)
 
     def __len__(self) -> int:
         """Number of rows."""

@@ -226,6 +226,25 @@ def test_dask_local_cluster_gives_the_same_rows(reference, folder, tmp_path, one
     _same_results(tmp_path / "dask.db", reference)
 
 
+def test_a_lock_file_left_by_a_killed_run_does_not_stop_the_resume(reference, folder, tmp_path):
+    import threading
+
+    db = tmp_path / "killed.db"
+    shutil.copy(reference, db)
+    with connect(str(db)) as rows:
+        rows.delete([next(r.id for r in rows.select(source=str(folder / "LiCoO2.cif")))])
+    # ASE's lock file, as a screen killed while writing a row leaves it
+    (tmp_path / "killed.db.lock").write_text("")
+    result = {}
+    run = threading.Thread(target=lambda: result.update(
+        summary=screen(folder, "Li", db, workers=1, resume=True, progress=False)), daemon=True)
+    run.start()
+    run.join(timeout=300)
+    assert not run.is_alive(), "the resume waits for the stale lock file"
+    assert (result["summary"].n_skipped, result["summary"].n_run) == (4, 1)
+    _same_results(db, reference)
+
+
 @pytest.mark.slow
 def test_timeout_row_and_the_run_goes_on(tmp_path):
     from pymatgen.core import Structure
