@@ -20,6 +20,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     from ase_em.model.domain import ModelDomain
     from ase_em.model.weights import (
         DEFAULT_MODEL,
+        SCREEN_MODEL,
         available_backbones,
         available_models,
         is_backbone,
@@ -33,6 +34,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     info = {
         "ase_em": __version__,
         "default_model": DEFAULT_MODEL,
+        "screen_model": SCREEN_MODEL,
         "shipped_models": available_models(),
         "shipped_backbones": available_backbones(),
         "model": card.get("name"),

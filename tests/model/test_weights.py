@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ase_em.model.weights import DEFAULT_MODEL, available_models, read_card
+from ase_em.model.weights import DEFAULT_MODEL, SCREEN_MODEL, available_models, read_card
 from ase_em.predictor import EmPredictor
 from tests.conftest import EXAMPLES
 
@@ -32,6 +32,19 @@ def test_default_model_is_shipped_with_its_card():
     calibration = card["uncertainty"]
     assert calibration["spread_scale"] > 1  # the raw spread is too narrow
     assert 0.6 < calibration["coverage_calibrated_out_of_fold"]["within_1_std"] < 0.9
+
+
+def test_screen_model_is_the_default_distilled_into_one_network(v1):
+    card = read_card(SCREEN_MODEL)
+    assert card["teacher"] == DEFAULT_MODEL and card["n_members"] == 1 and card["model"]["spread_head"]
+    assert card["graph"] == read_card()["graph"] and card["uncertainty"] == read_card()["uncertainty"]
+    assert card["distillation"]["held_out_em_mae_eV"] < 0.03
+    student = EmPredictor.from_pretrained(SCREEN_MODEL)  # verifies the checksum
+    a = student.predict_one((LFP / "initial.vasp", LFP / "final.vasp"))
+    b = v1.predict_one((LFP / "initial.vasp", LFP / "final.vasp"))
+    # one network, close to the ensemble on this TRAIN hop, with an error bar of the same kind
+    assert a.em == pytest.approx(b.em, abs=0.1) and a.em != pytest.approx(b.em, abs=1e-4)
+    assert a.em_std == pytest.approx(b.em_std, rel=0.3)
 
 
 def test_recorded_barrier_of_v1_on_the_shipped_example(v1):
