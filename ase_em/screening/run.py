@@ -58,6 +58,23 @@ def _model_name(model: str | None) -> str:
     return str(card.get("name", resolve(model).name))
 
 
+def _resumed_model(done: dict[tuple[str, str], tuple[str, str, str, int]]) -> str:
+    """The model of a screen given no ``model``.
+
+    That of the rows being resumed when they all name one shipped model (a screen started
+    under an earlier default is finished with it, not redone), else
+    :data:`ase_em.model.weights.SCREEN_MODEL`.
+    """
+    from ase_em.model.weights import SCREEN_MODEL, available_models
+
+    names = {old_model for _, old_model, _, _ in done.values()}
+    if len(names) == 1 and (name := names.pop()) in available_models():
+        if name != SCREEN_MODEL:
+            logger.info("screen: resuming with the rows' model %s", name)
+        return name
+    return SCREEN_MODEL
+
+
 def screen(
     inputs: Iterable[str | os.PathLike] | str | os.PathLike,
     ions: Sequence[str] | str,
@@ -97,6 +114,8 @@ def screen(
         model: model directory or shipped name (default: ``alignn-em-v1-distilled``, the
             shipped ensemble distilled into one network: a fifth of the model's cost, barriers
             0.04 eV from the ensemble's on OBELiX; ``"alignn-em-v1"`` for the ensemble itself).
+            A resume without ``model`` keeps the model of the rows it finishes when they all
+            name one shipped model.
         max_distance: longest ion-ion hop (A).
         n_orderings: orderings drawn for a disordered structure (partial occupancies; see
             :mod:`ase_em.crystals.disordered`); an ordered one is used as it is.
@@ -134,11 +153,6 @@ def screen(
     from ase_em._runtime.folders import check_file_target
 
     check_file_target(db, role="--db")  # before any work: the results must have a place to go
-    if model is None:
-        from ase_em.model.weights import SCREEN_MODEL
-
-        model = SCREEN_MODEL
-    model_name = _model_name(model)
     sources = expand_inputs(inputs)
     if keys is not None:
         sources = attach_keys(sources, read_keys_csv(keys, keys_id))
@@ -148,6 +162,9 @@ def screen(
         raise AseEmError(f"{store.path}: already holds {n_rows} rows; give --resume to finish it, "
                          "or another --db")
     done = store.done() if resume else {}
+    if model is None:
+        model = _resumed_model(done)
+    model_name = _model_name(model)
     units, replace, extra = [], {}, {}
     n_skipped = 0
     for s in sources:

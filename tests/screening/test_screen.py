@@ -226,6 +226,17 @@ def test_dask_local_cluster_gives_the_same_rows(reference, folder, tmp_path, one
     _same_results(tmp_path / "dask.db", reference)
 
 
+def test_a_resume_keeps_the_model_its_rows_were_made_with(folder, tmp_path):
+    db = tmp_path / "v1.db"
+    first = screen(folder / "LiCoO2.cif", "Li", db, workers=1, model="alignn-em-v1", progress=False)
+    assert first.n_run == 1
+    # no --model: the rows' model (a screen begun under another default), not SCREEN_MODEL
+    summary = screen([folder / "LiCoO2.cif", folder / "LiFePO4.cif"], "Li", db, workers=1, resume=True,
+                     progress=False)
+    assert (summary.n_skipped, summary.n_run) == (1, 1)
+    assert {r["model"] for r in _rows(db).values()} == {"alignn-em-v1"}
+
+
 def test_a_lock_file_left_by_a_killed_run_does_not_stop_the_resume(reference, folder, tmp_path):
     import threading
 
