@@ -20,24 +20,14 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from conductivity import read_records  # noqa: E402 - the sibling benchmark's reader
 from obelix import percolation_choice  # noqa: E402 - the sibling benchmark's choice of barrier
-
-
-def read(path: Path) -> dict[str, dict]:
-    """id -> record of a conductivity JSONL (the last record of an id wins, as on resume)."""
-    out = {}
-    for line in path.read_text().splitlines():
-        if line.strip():
-            r = json.loads(line)
-            out[r["id"]] = r
-    return out
 
 
 def same_hops(a: dict, b: dict) -> bool:
@@ -53,7 +43,7 @@ def main() -> None:
     args = parser.parse_args()
     from scipy.stats import spearmanr
 
-    ref, other = read(args.reference), read(args.other)
+    ref, other = read_records(args.reference), read_records(args.other)
     both = sorted(k for k in ref if k in other and ref[k]["status"] == other[k]["status"] == "ok")
     status_differs = sorted(k for k in ref if k in other and ref[k]["status"] != other[k]["status"])
     d_em, ratio, d_barrier, d_sigma, s_ref, s_other = [], [], [], [], [], []

@@ -310,7 +310,7 @@ def disordered_network(
             is_ion = symbols == ion
             frac, cart = o.frac_coords, o.cart_coords  # (N, 3) each; pymatgen builds them per call
             hops: list[Hop] = []
-            chosen = _choose_instances(o, is_ion, instances, rng)
+            chosen = _choose_instances(o, cart, is_ion, instances, rng)
             for label, inst in zip(cell_labels, chosen, strict=True):
                 if inst is None:
                     continue
@@ -414,6 +414,7 @@ def _instances(
 
 def _choose_instances(
     o: Structure,
+    cart: np.ndarray,
     is_ion: np.ndarray,
     instances: list[tuple[np.ndarray, np.ndarray]],
     rng: np.random.Generator,
@@ -422,6 +423,7 @@ def _choose_instances(
 
     Args:
         o: the ordering (supercell).
+        cart: (N, 3) its atoms' Cartesian coordinates (A).
         is_ion: (N,) which atoms of ``o`` are the migrating ion.
         instances: per hop, the starts and vectors of :func:`_instances`.
         rng: draws among equally good instances, hop by hop in order.
@@ -440,7 +442,6 @@ def _choose_instances(
     # binning the ordering's atoms): a dense (instances x atoms) distance matrix cost more
     # than the rest of an ordering's bands
     host_on, ion_at_start, end_empty = np.zeros(n, bool), np.zeros(n, bool), np.ones(n, bool)
-    cart = o.cart_coords
     for points, at_start in ((starts_a, True), (ends_a, False)):
         inst, atom, _, dist = points_near(cart, points, o.lattice.matrix,
                                           max(HOST_TOLERANCE, MERGE_RADIUS) + 1e-6)

@@ -9,10 +9,10 @@ imported here, so import this module only when a ``MigrationHop`` is at hand.
   ``get_start_end_structures(..., vac_mode=True)``, the function behind
   ``MigrationHop.get_sc_structures(vac_mode=True)``), the ion hopping into the vacancy left
   at its final site, the host taken from the initial endpoint. Only the start structure is
-  needed, so :func:`vacancy_start_structure` builds it the way that function does
-  (pymatgen's supercell, then the sites within ``tol`` of the final site removed) without
-  the end and empty supercells and with one vectorised distance call instead of a Python
-  loop over sites (a third of the CPU; the same structure, site for site,
+  needed, so :func:`vacancy_start_arrays` builds it the way that function does
+  (pymatgen's supercell arithmetic, then the sites within ``tol`` of the final site
+  removed) on arrays, without the end and empty supercells, pymatgen's per-site objects or
+  its Python loop over sites (the same structure, site for site and bit for bit,
   ``tests/crystals/test_labelling.py``).
 * :func:`hop_with_empty_sites`: a hop in a structure that also holds candidate empty sites
   (the site property :data:`EMPTY_SITE`), into an occupied or an empty site.
