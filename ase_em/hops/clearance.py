@@ -154,8 +154,12 @@ def path_clearance(hop: HopArrays) -> PathClearance:
     )
 
 
-def check_path(hop: HopArrays) -> PathClearance:
+def check_path(hop: HopArrays, measured: PathClearance | None = None) -> PathClearance:
     """Block a hop whose straight path comes too close to a host atom.
+
+    Args:
+        hop: the hop.
+        measured: its :func:`path_clearance`, if already computed (else computed here).
 
     Returns:
         The clearance (for a grey-zone flag).
@@ -164,7 +168,7 @@ def check_path(hop: HopArrays) -> PathClearance:
         BlockedPathError: the path is blocked (see :attr:`PathClearance.blocked`), naming
             the atom, the distance and the ratio.
     """
-    c = path_clearance(hop)
+    c = path_clearance(hop) if measured is None else measured
     if not c.blocked:
         return c
     where = hop.name or "hop"

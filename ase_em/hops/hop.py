@@ -12,6 +12,7 @@ the element check belongs to the model (:mod:`ase_em.model.graph`).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -81,6 +82,18 @@ class Hop:
         name = "" if self.name is None else f", name={self.name!r}"
         return (f"Hop(ion={self.ion!r}, length={self.length:.3f} A, ion_index={self.ion_index}, "
                 f"host={len(self.host_symbols)} atoms{name})")
+
+    @functools.cached_property
+    def path_clearance(self) -> clearance.PathClearance:
+        """Closest approach of the straight path to the host (:func:`ase_em.hops.clearance.path_clearance`).
+
+        Computed once (the check when the hop is made, and the grey-zone flag of the domain
+        check, both read it).
+
+        Raises:
+            ValueError: the hop has no host atoms.
+        """
+        return clearance.path_clearance(self)
 
     @property
     def length(self) -> float:
@@ -527,4 +540,4 @@ def _check_plausible(hop: Hop) -> None:
     if a is not None:
         raise ImplausibleHopError(f"{where}: " + checks.anion_message(a, name(a.i), name(a.j)))
     if n_host:
-        clearance.check_path(hop)  # the whole straight path against every host atom
+        clearance.check_path(hop, hop.path_clearance)  # the whole straight path against every host atom

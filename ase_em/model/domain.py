@@ -333,7 +333,7 @@ def _path_grey_zone(hop: Hop) -> str | None:
 
     if not hop.host_symbols or not np.isfinite(hop.host_positions).all():
         return None
-    c = clearance.path_clearance(hop)
+    c = getattr(hop, "path_clearance", None) or clearance.path_clearance(hop)  # a Hop keeps its own
     if not c.grey:
         return None
     if c.ratio < clearance.GREY_RATIO:

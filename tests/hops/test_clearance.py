@@ -164,3 +164,17 @@ def test_every_reader_path_goes_through_the_check():
     band = Atoms("Li5OF", positions=positions, cell=np.eye(3) * 12, pbc=True)
     with pytest.raises(BlockedPathError):
         Hop.from_band(band)
+
+
+def test_a_hop_measures_its_path_once_for_the_check_and_the_grey_flag(monkeypatch):
+    """The check when the hop is made and the domain's grey-zone flag read one measurement."""
+    from ase_em.model.domain import _path_grey_zone
+
+    calls = []
+    measure = clearance.path_clearance
+    monkeypatch.setattr(clearance, "path_clearance", lambda h: calls.append(h) or measure(h))
+    hop = _hop([3, 5, 5], [7, 5, 5], ["F", "O"], [[1, 1, 1], [5, 5.9, 5]], np.eye(3) * 10)
+    assert len(calls) == 1  # made and checked
+    reason = _path_grey_zone(hop)
+    assert len(calls) == 1 and hop.path_clearance.distance == pytest.approx(0.9)
+    assert reason is not None and "0.90 A from host atom 1 (O)" in reason
