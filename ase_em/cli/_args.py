@@ -39,6 +39,19 @@ def positive_int(text: str) -> int:
     return _integer_at_least(text, 1, ">= 1")
 
 
+def tolerance_or_off(text: str) -> float | None:
+    """Type of ``--ordering-tolerance``: a number of eV >= 0, or ``off`` (None: every ordering drawn)."""
+    if text.strip().lower() in ("off", "none"):
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a number of eV nor 'off'") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number of eV >= 0, or off (got {text})")
+    return value
+
+
 def non_negative_int(text: str) -> int:
     """Type of count options that may be 0 (``--budget``, ``--samples``): an integer >= 0."""
     return _integer_at_least(text, 0, "an integer >= 0")

@@ -27,6 +27,7 @@ def cmd_network(args: argparse.Namespace) -> int:
     analyzer = MigrationBarrierAnalyzer(
         structure, args.ion, max_distance=args.max_distance, predictor=predictor,
         include_flagged=args.include_flagged, n_orderings=args.orderings, seed=args.seed,
+        ordering_tolerance=args.ordering_tolerance,
         empty_sites={"auto": None, "yes": True, "no": False}[args.empty_sites], progress=True,
     )
     if args.plot:

@@ -114,8 +114,9 @@ class MigrationBarrierAnalyzer:
             when no two occupied sites are within ``max_distance`` or when the hops between
             occupied sites do not percolate in any dimension inside the model's domain; the
             graph is then built again with them and kept if it percolates, and
-            ``empty_sites_note`` says so), ``n_orderings`` and ``seed`` (orderings of a
-            structure with partial occupancies, :mod:`ase_em.crystals.disordered`),
+            ``empty_sites_note`` says so), ``n_orderings``, ``ordering_tolerance`` and
+            ``seed`` (orderings of a structure with partial occupancies, drawn all or until
+            the barriers settle, :mod:`ase_em.crystals.disordered`),
             ``progress``.
 
     Attributes:
@@ -406,8 +407,10 @@ class MigrationBarrierAnalyzer:
             spread = "  ".join(
                 f"{d}D {'-' if e is None else f'{e:.3f}'}" for d, e in net.percolation_spread.items()
             )
+            drawn = ("" if net.ordering_tolerance is None
+                     else f", drawn until the barriers settled to {net.ordering_tolerance:g} eV")
             lines.insert(0, f"disordered: Em is the median over {net.n_orderings} orderings ({net.method}, "
-                            f"seed {net.seed}); std = sqrt(model std^2 + spread over orderings^2)")
+                            f"seed {net.seed}{drawn}); std = sqrt(model std^2 + spread over orderings^2)")
             spreads = [f"hop {h.label} {h.em_spread:.3f}" for h in net.hops if h.em_spread is not None]
             if spreads:
                 lines.append("spread over orderings (eV): " + ", ".join(spreads))

@@ -38,9 +38,11 @@ Sites of host species that are partly empty (an oxygen site at 0.9) are not ion 
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -174,6 +176,29 @@ def sample_orderings(
     Raises:
         DisorderError: the supercell would have more than ``max_atoms`` sites.
     """
+    return list(itertools.islice(
+        iter_orderings(structure, supercell, seed=seed, exclusion=exclusion, max_atoms=max_atoms), n))
+
+
+def iter_orderings(
+    structure: Structure,
+    supercell: np.ndarray | list[list[int]],
+    *,
+    seed: int = DEFAULT_SEED,
+    exclusion: float = EXCLUSION,
+    max_atoms: int = MAX_SUPERCELL_ATOMS,
+) -> Iterator[Ordering]:
+    """The orderings of :func:`sample_orderings`, one at a time and without end.
+
+    Ordering ``k`` uses seed ``seed + k``, as in :func:`sample_orderings`.
+
+    The supercell and its site conflicts are worked out once, before the first ordering;
+    a caller that draws until the barriers settle takes as many as it needs.
+
+    Raises:
+        DisorderError: the supercell would have more than ``max_atoms`` sites (when the
+            first ordering is asked for).
+    """
     m = np.asarray(supercell, dtype=int)
     size = len(structure) * abs(round(np.linalg.det(m)))
     formula = structure.composition.reduced_formula
@@ -217,36 +242,40 @@ def sample_orderings(
         orbits[key].append(i)
     quota = {key: _largest_remainder(key, len(members)) for key, members in orbits.items()}
     orbit_of = {i: key for key, members in orbits.items() for i in members}
-    out = []
-    for k in range(n):
-        rng = np.random.default_rng(seed + k)
-        need = {key: dict(q) for key, q in quota.items()}
-        filled: dict[int, str] = {}
-        for i in rng.permutation(partial).tolist():
-            if i in blocked_by_full or any(j in filled for j in near[i]):
-                continue  # split site: one of the group is already filled
-            left = need[orbit_of[i]]
-            total = sum(left.values())
-            if total == 0:
-                continue  # this orbit's quota is placed: the site stays empty
-            names = sorted(left)
-            p = np.array([left[s] for s in names], float) / total
-            symbol = names[int(rng.choice(len(names), p=p))]
-            filled[i] = symbol
-            left[symbol] -= 1
-        missing: dict[str, int] = defaultdict(int)
-        for left in need.values():
-            for symbol, c in left.items():
-                if c:
-                    missing[symbol] += c
-        if missing:
-            logger.warning("%s: ordering %d leaves out %s (no free site without an overlap)",
-                           formula, k, dict(missing))
-        species = [sc[i].specie.symbol for i in full] + [filled[i] for i in sorted(filled)]
-        coords = sc.frac_coords[full + sorted(filled)]  # (N, 3)
-        ordered = Structure(sc.lattice, species, coords)
-        out.append(Ordering(ordered.get_sorted_structure(), seed + k, dict(missing)))
-    return out
+    sc_frac = sc.frac_coords  # (N, 3)
+    full_symbols = [sc[i].specie.symbol for i in full]
+
+    def draw() -> Iterator[Ordering]:
+        for k in itertools.count():
+            rng = np.random.default_rng(seed + k)
+            need = {key: dict(q) for key, q in quota.items()}
+            filled: dict[int, str] = {}
+            for i in rng.permutation(partial).tolist():
+                if i in blocked_by_full or any(j in filled for j in near[i]):
+                    continue  # split site: one of the group is already filled
+                left = need[orbit_of[i]]
+                total = sum(left.values())
+                if total == 0:
+                    continue  # this orbit's quota is placed: the site stays empty
+                names = sorted(left)
+                p = np.array([left[s] for s in names], float) / total
+                symbol = names[int(rng.choice(len(names), p=p))]
+                filled[i] = symbol
+                left[symbol] -= 1
+            missing: dict[str, int] = defaultdict(int)
+            for left in need.values():
+                for symbol, c in left.items():
+                    if c:
+                        missing[symbol] += c
+            if missing:
+                logger.warning("%s: ordering %d leaves out %s (no free site without an overlap)",
+                               formula, k, dict(missing))
+            species = full_symbols + [filled[i] for i in sorted(filled)]
+            coords = sc_frac[full + sorted(filled)]  # (N, 3)
+            ordered = Structure(sc.lattice, species, coords)
+            yield Ordering(ordered.get_sorted_structure(), seed + k, dict(missing))
+
+    return draw()
 
 
 def exclusion_radius(ion: str, exclusion: float = EXCLUSION) -> float:

@@ -44,6 +44,7 @@ import math
 import os
 import time
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -59,7 +60,7 @@ from ase_em.crystals.disorder import (
     MERGE_RADIUS,
     check_time,
     exclusion_radius,
-    sample_orderings,
+    iter_orderings,
     skeleton,
 )
 from ase_em.crystals.hop_graph import build_migration_graph
@@ -129,7 +130,11 @@ class DisorderedNetwork:
             percolation in most orderings).
         percolation_spread: their standard deviation over the orderings (eV).
         per_ordering: percolation barriers of each ordering.
-        n_orderings: orderings drawn; ``seed``: their seed; ``method``: how they were drawn.
+        n_orderings: orderings drawn (with ``ordering_tolerance``, in the supercell that
+            drew most; each hop's own count is its ``n_orderings``); ``seed``: their seed;
+            ``method``: how they were drawn.
+        ordering_tolerance: the standard error (eV) the orderings were drawn to, or None
+            (a fixed count).
         supercell: the (3, 3) supercell matrices of the orderings (rows, on the primitive
             cell), one per hop-length class.
         missing: for each supercell, the atoms left out of each ordering (module
@@ -151,12 +156,14 @@ class DisorderedNetwork:
     seconds: float
     method: str = METHOD
     n_sites: int = field(default=0)
+    ordering_tolerance: float | None = None
 
     def disorder_summary(self) -> dict[str, Any]:
         """JSON-ready description of the orderings and the aggregation."""
         return {
             "method": self.method,
             "n_orderings": self.n_orderings,
+            "ordering_tolerance": self.ordering_tolerance,
             "seed": self.seed,
             "supercell": self.supercell,
             "aggregate": "median over orderings; em_std = sqrt(model_std^2 + spread^2)",
@@ -249,6 +256,7 @@ def disordered_network(
     opts = NetworkOptions.build(options, **keywords)
     max_distance, min_length, symprec = opts.max_distance, opts.min_length, opts.symprec
     n_orderings, seed, empty_sites = opts.n_orderings, opts.seed, opts.empty_sites
+    tolerance = opts.ordering_tolerance
     include_flagged, progress = opts.include_flagged, opts.progress
     average = read_average_structure(structure)
     formula = average.composition.reduced_formula
@@ -296,15 +304,20 @@ def disordered_network(
     results = []
     blocked: dict[tuple[int, int], str] = {}
     supercells, missing = [], []
+    drawn: dict[int, int] = {}  # label -> orderings drawn in its supercell
     for cell, cell_labels in by_cell.items():
         m = np.array(cell)
-        orderings = sample_orderings(average, m, n=n_orderings, seed=seed, max_atoms=max_atoms)
+        draws = iter_orderings(average, m, seed=seed, max_atoms=max_atoms)
         supercells.append(m.tolist())
-        missing.append([o.missing for o in orderings])
+        missing.append([])
         shifts = np.rint(lattice_points_in_supercell(m) @ m).astype(int)  # (T, 3) cells of the supercell
         # every instance of each hop in the supercell: the same for all its orderings
         instances = [_instances(sites, edges, label, shifts, prim) for label in cell_labels]
-        for k, ordering in enumerate(orderings):
+        values: dict[int, list[float]] = {label: [] for label in cell_labels}  # barriers so far
+        for k in range(n_orderings):
+            ordering = next(draws)
+            missing[-1].append(ordering.missing)
+            first_key = len(keys)
             o = ordering.structure
             symbols = np.array([s.specie.symbol for s in o])  # (N,)
             is_ion = symbols == ion
@@ -323,6 +336,20 @@ def disordered_network(
                     blocked[(k, label)] = str(exc)
             results.extend(predictor.predict(hops, progress=progress))
             check_time(t0, formula, max_seconds)
+            for (_, label), r in zip(keys[first_key:], results[first_key:], strict=True):
+                values[label].append(r.em)
+            for label in cell_labels:
+                if (k, label) in blocked:
+                    values[label].append(math.inf)
+            settled = tolerance is not None and barriers_settled(values.values(), tolerance)
+            if settled:
+                break
+        drawn.update(dict.fromkeys(cell_labels, k + 1))
+        if tolerance is not None:
+            logger.info("%s: %d of at most %d orderings in supercell %s; the barriers %s to %g eV",
+                        formula, k + 1, n_orderings, m.tolist(), "settled" if settled else "did not settle",
+                        tolerance)
+    n_drawn = max(drawn.values())
     em = {key: (r.em, r.em_std) for key, r in zip(keys, results, strict=True)}
     flags = {key: (tuple(r.flags), tuple(r.reasons)) for key, r in zip(keys, results, strict=True)}
     for key in blocked:
@@ -366,13 +393,19 @@ def disordered_network(
         })
     mg.assign_cost_to_graph(["em"])
 
+    # A hop whose supercell settled before ordering k stands in it with its median and flags
+    settled_row = {r.label: r for r in rows}
     per_ordering = []
-    for k in range(n_orderings):
-        pe = [
-            PeriodicEdge(u, v, img, em.get((k, lab), (math.inf, None))[0])
-            for u, v, img, lab in edges
-            if include_flagged or not excluded(flags.get((k, lab), ((), ()))[0])
-        ]
+    for k in range(n_drawn):
+        pe = []
+        for u, v, img, lab in edges:
+            if k < drawn[lab]:
+                e, f = em.get((k, lab), (math.inf, None))[0], flags.get((k, lab), ((), ()))[0]
+            else:
+                row = settled_row[lab]
+                e, f = (math.inf if row.em is None else row.em), row.flags
+            if include_flagged or not excluded(f):
+                pe.append(PeriodicEdge(u, v, img, e))
         per_ordering.append(percolation_barriers(pe, n_sites=len(sites)))
     perc, perc_spread = {}, {}
     for d in DIMENSIONS:
@@ -384,10 +417,43 @@ def disordered_network(
     rows.sort(key=lambda r: (r.length, r.label))
     return DisorderedNetwork(
         structure=average, ion=ion, graph=mg, hops=rows, percolation=perc,
-        percolation_spread=perc_spread, per_ordering=per_ordering, n_orderings=n_orderings,
+        percolation_spread=perc_spread, per_ordering=per_ordering, n_orderings=n_drawn,
         seed=seed, supercell=supercells, missing=missing,
-        seconds=time.perf_counter() - t0, n_sites=len(sites),
+        seconds=time.perf_counter() - t0, n_sites=len(sites), ordering_tolerance=tolerance,
     )
+
+
+MIN_SETTLED_ORDERINGS = 2  # the fewest orderings with a spread to judge
+
+
+def barriers_settled(values: Iterable[Sequence[float]], tolerance: float) -> bool:
+    """Whether the barriers of the hops, over the orderings drawn so far, have settled.
+
+    A hop has settled when it has no band in any ordering yet (nothing to judge), when it is
+    blocked (+inf) in each of at least two orderings, or when it is finite in each of at
+    least two with the standard error of the mean, ``std(ddof=1) / sqrt(k)``, at most
+    ``tolerance``. A hop with one band, or blocked in some orderings and open in others,
+    has not settled. True when every hop has.
+
+    Args:
+        values: per hop, its barriers (eV; +inf blocked) in the orderings that gave it a band.
+        tolerance: largest standard error (eV).
+
+    Returns:
+        True when every hop has settled.
+    """
+    for v in values:
+        v = np.asarray(v, float)
+        if len(v) == 0:
+            continue
+        if len(v) < MIN_SETTLED_ORDERINGS:
+            return False
+        finite = np.isfinite(v)
+        if not finite.any():
+            continue
+        if not finite.all() or float(np.std(v, ddof=1)) / math.sqrt(len(v)) > tolerance:
+            return False
+    return True
 
 
 def _instances(

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ase_em.config import SCREEN_ORDERING_TOLERANCE, NetworkOptions
 from ase_em.errors import AseEmError
 from ase_em.screening.inputs import attach_keys, expand_inputs, read_keys_csv
 from ase_em.screening.store import ResultStore
@@ -88,6 +89,7 @@ def screen(
     model: str | None = None,
     max_distance: float = 5.0,
     n_orderings: int = 5,
+    ordering_tolerance: float | None = SCREEN_ORDERING_TOLERANCE,
     seed: int = 0,
     keys: str | os.PathLike | None = None,
     keys_id: str = "id",
@@ -118,7 +120,11 @@ def screen(
             name one shipped model.
         max_distance: longest ion-ion hop (A).
         n_orderings: orderings drawn for a disordered structure (partial occupancies; see
-            :mod:`ase_em.crystals.disordered`); an ordered one is used as it is.
+            :mod:`ase_em.crystals.disordered`); an ordered one is used as it is. With
+            ``ordering_tolerance``, the most drawn.
+        ordering_tolerance: orderings are drawn until every hop's barrier has settled to
+            this standard error (eV; :func:`ase_em.crystals.disordered.barriers_settled`),
+            at least two, at most ``n_orderings``; None draws all ``n_orderings``.
         seed: seed of the first ordering.
         keys: CSV file of extra per-structure keys, matched by ``keys_id`` to the file stem.
         keys_id: the id column of ``keys``.
@@ -146,8 +152,7 @@ def screen(
     ion_list = [ions] if isinstance(ions, str) else list(ions)
     if not ion_list:
         raise AseEmError("no ion given (e.g. --ion Li)")
-    if n_orderings < 1:
-        raise AseEmError(f"n_orderings must be at least 1, got {n_orderings}")
+    NetworkOptions.build(n_orderings=n_orderings, ordering_tolerance=ordering_tolerance)  # refuses bad values
     if timeout is not None and timeout <= 0:
         raise AseEmError(f"timeout must be positive, got {timeout}")
     from ase_em._runtime.folders import check_file_target
@@ -186,7 +191,8 @@ def screen(
         summary.seconds = time.perf_counter() - t0
         return summary
     options = {"model": model, "max_distance": float(max_distance), "threads": int(threads),
-               "n_orderings": int(n_orderings), "seed": int(seed), "allow_no_host": bool(allow_no_host)}
+               "n_orderings": int(n_orderings), "ordering_tolerance": ordering_tolerance, "seed": int(seed),
+               "allow_no_host": bool(allow_no_host)}
     if scheduler is not None:
         records = run_dask(units, scheduler=scheduler, timeout=timeout, model_name=model_name,
                            options=options)

@@ -25,7 +25,11 @@ activation_energy Arrhenius activation energy of the predicted sigma (eV, 250-50
 n_hops, n_blocked unique hops, and those blocked (straight path through a host atom)
 ordered           whether the input had no partial occupancies
 n_orderings       orderings used: 1 for an ordered structure, N (``--orderings``) for a
-                  disordered one (barriers: median over them), 0 when it failed first
+                  disordered one (barriers: median over them), 0 when it failed first;
+                  with ``--ordering-tolerance`` as many as settled the barriers (2..N)
+ordering_tolerance
+                  the standard error (eV) the orderings were drawn to (absent: all N,
+                  or an ordered structure)
 flags, n_flags    comma-separated domain flags of the hops (``flags`` absent if none); hops
                   with an excluding flag are left out of percolation (as in ``network``)
 em_1d_flags ...   domain flags of the bottleneck hop of each barrier (em_1d/2d/3d, em_min),
@@ -60,7 +64,8 @@ from ase_em.errors import AseEmError
 
 OWN_KEYS = frozenset(
     "source sha256 ion status reason reduced_formula n_sites em_1d em_2d em_3d em_1d_std em_2d_std "
-    "em_3d_std em_min em_min_std em_min_length n_hops n_blocked n_orderings ordered flags n_flags seconds "
+    "em_3d_std em_min em_min_std em_min_length n_hops n_blocked n_orderings ordering_tolerance ordered flags "
+    "n_flags seconds "
     "cpu_structure cpu_model model model_version max_distance em_1d_flags em_2d_flags em_3d_flags "
     "em_min_flags log10_sigma_300 log10_sigma_300_std activation_energy activation_energy_std".split()
 )

@@ -148,9 +148,11 @@ def _conductivity_keys(analyzer: Any, seed: int) -> dict[str, float]:
     return out
 
 
+_Network = tuple[list[Any], dict[int, float | None], dict[int, float | None], int, bool, dict[str, float]]
+
+
 def _network(structure: Any, ion: str, predictor: Any, max_distance: float, n_orderings: int,
-             seed: int) -> tuple[list[Any], dict[int, float | None], dict[int, float | None], int, bool,
-                             dict[str, float]]:
+             seed: int, ordering_tolerance: float | None = None) -> _Network:
     """Hop rows, percolation barriers, spread, orderings, empty sites added, conductivity keys.
 
     The conductivity keys: :func:`_conductivity_keys`.
@@ -160,12 +162,14 @@ def _network(structure: Any, ion: str, predictor: Any, max_distance: float, n_or
 
     :class:`ase_em.crystals.analyzer.MigrationBarrierAnalyzer`, as ``ase-em network``: an ordered
     structure as it is (spread empty, 1 ordering); a disordered one through
-    ``n_orderings`` seeded orderings (median; :mod:`ase_em.crystals.disordered`).
+    ``n_orderings`` seeded orderings (median; :mod:`ase_em.crystals.disordered`), or as
+    many as settle the barriers to ``ordering_tolerance`` (eV).
     """
     from ase_em.crystals.analyzer import MigrationBarrierAnalyzer
 
     analyzer = MigrationBarrierAnalyzer(structure, ion, max_distance=max_distance, predictor=predictor,
-                                        n_orderings=n_orderings, seed=seed)
+                                        n_orderings=n_orderings, ordering_tolerance=ordering_tolerance,
+                                        seed=seed)
     disorder = getattr(analyzer, "disorder", None)
     empty = bool(analyzer.has_empty_sites)
     sigma = _conductivity_keys(analyzer, seed)
@@ -242,7 +246,7 @@ def _one_line_per_unit(source: str, ion: str) -> Iterator[None]:
 
 def run_unit(unit: dict[str, Any], model: str | None = None, max_distance: float = 5.0,
              threads: int = 1, n_orderings: int = 5, seed: int = 0,
-             allow_no_host: bool = False) -> dict[str, Any]:
+             allow_no_host: bool = False, ordering_tolerance: float | None = None) -> dict[str, Any]:
     """Barriers of one structure and ion (its log: one line, :func:`_one_line_per_unit`).
 
     Args:
@@ -251,22 +255,27 @@ def run_unit(unit: dict[str, Any], model: str | None = None, max_distance: float
         model: model directory or shipped name.
         max_distance: longest ion-ion hop (A).
         threads: torch threads of this worker.
-        n_orderings: orderings of a disordered structure (partial occupancies).
+        n_orderings: orderings of a disordered structure (partial occupancies); with
+            ``ordering_tolerance``, the most drawn.
         seed: seed of the first ordering.
         allow_no_host: screen a structure whose every site holds only the ion (an elemental
             metal, for a refinement with a potential) instead of refusing it; its hops are
             flagged ``no_host_framework``.
+        ordering_tolerance: draw orderings until every hop's barrier has settled to this
+            standard error (eV), at most ``n_orderings``; None: all of them.
 
     Returns:
         ``{"source", "sha256", "ion", "atoms", "key_value_pairs", "data"}``: the row to
         write. ``key_value_pairs`` holds ``status`` and, unless ok, a one-line ``reason``.
     """
     with _one_line_per_unit(str(unit.get("source")), str(unit.get("ion"))):
-        return _run_unit(unit, model, max_distance, threads, n_orderings, seed, allow_no_host)
+        return _run_unit(unit, model, max_distance, threads, n_orderings, seed, allow_no_host,
+                         ordering_tolerance)
 
 
 def _run_unit(unit: dict[str, Any], model: str | None, max_distance: float, threads: int,
-              n_orderings: int, seed: int, allow_no_host: bool) -> dict[str, Any]:
+              n_orderings: int, seed: int, allow_no_host: bool,
+              ordering_tolerance: float | None) -> dict[str, Any]:
     from ase_em.errors import AseEmError
 
     wall0, cpu0 = time.perf_counter(), time.thread_time()
@@ -298,7 +307,9 @@ def _run_unit(unit: dict[str, Any], model: str | None, max_distance: float, thre
         if not allow_no_host:
             check_host(structure, ion)  # a file of ion sites alone: refused, not an empty "ok" row
         rows, perc, spread, kv["n_orderings"], kv["empty_sites"], sigma = _network(
-            structure, unit["ion"], predictor, max_distance, n_orderings, seed)
+            structure, unit["ion"], predictor, max_distance, n_orderings, seed, ordering_tolerance)
+        if not kv["ordered"] and ordering_tolerance is not None:
+            kv["ordering_tolerance"] = float(ordering_tolerance)
         kv.update(sigma)
         for d, e in perc.items():
             if e is not None:
