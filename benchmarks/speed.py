@@ -8,7 +8,9 @@ points at each tree, so the same virtual environment serves both):
   included) and peak memory of the process; the predictions of the two trees compared;
 * ``screen``: ``ase-em screen`` of the first ``--cifs-limit`` OBELiX training CIFs (Li, 3
   orderings, ``--workers``), structures per hour (wall), and the largest difference of the
-  1D percolation barrier between the trees on the same files.
+  1D percolation barrier between the trees on the same files, whether the same structures
+  percolate, and each tree's Spearman of the percolation barrier (E3D, else E2D, else E1D)
+  against the measured conductivity with a paired bootstrap of the difference.
 
 Usage (make a checkout of the baseline beside this one, e.g. ``git worktree add ../base COMMIT``)::
 
@@ -30,6 +32,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling benchmarks' readers (obelix.py)
 
 
 def children_cpu() -> float:
@@ -64,15 +67,48 @@ def read_predictions(path: Path) -> dict[str, float]:
         return {row["sys_name"]: float(row["prediction"]) for row in csv.DictReader(fh)}
 
 
-def read_screen(db: Path) -> dict[str, float | None]:
-    """source -> 1D percolation barrier (eV) of a screening database."""
+def read_screen(db: Path, key: str = "em_1d") -> dict[str, float | None]:
+    """source -> ``key`` of each row of a screening database (default: the 1D percolation barrier, eV)."""
     from ase.db import connect
 
     out = {}
     for row in connect(str(db)).select():
         kv = row.key_value_pairs
-        out[kv["source"]] = kv.get("em_1d")
+        out[kv["source"]] = kv.get(key)
     return out
+
+
+def screen_barriers(db: Path) -> dict[str, float]:
+    """OBELiX ID -> percolation barrier (eV): E3D, else E2D, else E1D (as benchmarks/obelix.py)."""
+    from obelix import percolation_choice
+
+    dims = [read_screen(db, f"em_{d}d") for d in (1, 2, 3)]
+    out = {}
+    for source in dims[0]:
+        e, _ = percolation_choice({f"{d}D": dims[d - 1][source] for d in (1, 2, 3)})
+        if e is not None:
+            out[Path(source).stem] = e
+    return out
+
+
+def paired_spearman(a: dict[str, float], b: dict[str, float], measured: dict[str, float],
+                    resamples: int = 2000) -> dict[str, float]:
+    """Spearman(-barrier, measured log10 sigma) of two trees on their common structures, and the paired
+    bootstrap (structures drawn with replacement, seed 0) of the difference (this - baseline)."""
+    import numpy as np
+    from scipy.stats import spearmanr
+
+    ids = sorted(set(a) & set(b) & set(measured))
+    x = np.array([[-a[i], -b[i], measured[i]] for i in ids])
+    rho = [float(spearmanr(x[:, k], x[:, 2])[0]) for k in (0, 1)]
+    rng = np.random.default_rng(0)
+    diffs = []
+    for _ in range(resamples):
+        s = x[rng.integers(0, len(x), len(x))]
+        diffs.append(float(spearmanr(s[:, 0], s[:, 2])[0]) - float(spearmanr(s[:, 1], s[:, 2])[0]))
+    lo, hi = np.percentile(diffs, [2.5, 97.5])
+    return {"n": len(ids), "this": rho[0], "baseline": rho[1], "diff": rho[0] - rho[1], "lo": float(lo),
+            "hi": float(hi)}
 
 
 def main() -> None:
@@ -144,6 +180,18 @@ def main() -> None:
         report["this"]["screen_same_coverage"] = sorted(k for k in a if a[k] is not None) == sorted(
             k for k in b if b[k] is not None
         )
+        if args.cifs_limit >= 20:  # Spearman against the measured conductivities (OBELiX train.csv)
+            from obelix import conductivities
+
+            table = conductivities(str(SHARED / "data" / "obelix" / "train.csv"))
+            measured = {i: v for i, (v, _) in table.items()}
+            rho = paired_spearman(screen_barriers(args.out / "screen-this.db"),
+                                  screen_barriers(args.out / "screen-baseline.db"), measured)
+            report["baseline"]["screen_spearman"] = rho["baseline"]
+            report["this"]["screen_spearman"] = rho["this"]
+            report["this"]["screen_spearman_n"] = rho["n"]
+            report["this"]["screen_spearman_diff_95"] = (
+                f"{rho['diff']:+.3f} ({rho['lo']:+.3f} to {rho['hi']:+.3f})")
 
     (args.out / "speed.json").write_text(json.dumps(report, indent=2))
     keys = sorted({k for r in report.values() for k in r})
