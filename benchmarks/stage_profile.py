@@ -12,7 +12,8 @@ microseconds, unlike a profiler):
   is made (overlaps, anion contacts, the straight path's clearance);
 * domain: ``domain_flags`` (descriptor distance to training, grey zone);
 * conductivity: ``MigrationBarrierAnalyzer.conductivity`` (the exact solve over barrier draws);
-* orderings: ``sample_orderings`` (the disordered structures' orderings);
+* orderings: ``sample_orderings`` (the disordered structures' orderings), or, in a tree
+  that draws them one at a time, ``iter_orderings`` and each draw ("ordering draws");
 * everything else (reading, symmetry, pymatgen's hop graph, percolation, bookkeeping).
 
 A stage a tree does not have counts 0. Usage::
@@ -20,6 +21,7 @@ A stage a tree does not have counts 0. Usage::
     python benchmarks/stage_profile.py --cifs 20                  # this tree
     python benchmarks/stage_profile.py --cifs 20 --tree ../base   # another checkout
     python benchmarks/stage_profile.py --cifs 20 --model alignn-em-v1-distilled
+    python benchmarks/stage_profile.py --cifs 20 --model alignn-em-v1-distilled --ordering-tolerance 0.05
 """
 
 from __future__ import annotations
@@ -48,16 +50,28 @@ TARGETS = {  # stage -> (module, class or None, function)
     "domain": ("ase_em.model.domain", None, "domain_flags"),
     "conductivity": ("ase_em.crystals.analyzer", "MigrationBarrierAnalyzer", "conductivity"),
     "orderings": ("ase_em.crystals.disorder", None, "sample_orderings"),
+    "ordering draws": ("ase_em.crystals.disorder", None, "iter_orderings"),
 }
 spent = {stage: 0.0 for stage in TARGETS}
+def timed_draws(stage, it):
+    while True:  # a generator's work happens at each next(), not when it is made
+        t = time.thread_time()
+        try:
+            item = next(it)
+        except StopIteration:
+            return
+        finally:
+            spent[stage] += time.thread_time() - t
+        yield item
 def timed(stage, fn):
     @functools.wraps(fn)
     def run(*a, **k):
         t = time.thread_time()
         try:
-            return fn(*a, **k)
+            out = fn(*a, **k)
         finally:
             spent[stage] += time.thread_time() - t
+        return timed_draws(stage, out) if hasattr(out, "__next__") else out
     return run
 for stage, (mod, cls, name) in TARGETS.items():
     try:
@@ -79,6 +93,8 @@ model = sys.argv[4] if len(sys.argv) > 4 else None
 get_predictor(model, 1)
 units = [{"source": f, "path": f, "ion": "Li", "sha256": "x"} for f in files]
 kwargs = {"n_orderings": int(sys.argv[3]), "model": model}
+if len(sys.argv) > 5 and sys.argv[5] != "off":
+    kwargs["ordering_tolerance"] = float(sys.argv[5])
 for u in units[:2]:
     run_unit(u, **kwargs)  # warm-up: lazy imports, caches
 for stage in spent:
@@ -98,9 +114,15 @@ def main() -> None:
     parser.add_argument("--orderings", type=int, default=3)
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     parser.add_argument("--model", default=None, help="model name or directory (default: the tree's default)")
+    parser.add_argument("--ordering-tolerance", default="off",
+                        help="eV: orderings drawn until the barriers settle (a tree that has the option); "
+                             "default off: all --orderings")
     args = parser.parse_args()
     env = dict(os.environ, PYTHONPATH=str(args.tree.resolve()), OMP_NUM_THREADS="1")
-    argv = [str(CIFS), str(args.cifs), str(args.orderings), *([args.model] if args.model else [])]
+    if args.ordering_tolerance != "off" and not args.model:
+        parser.error("--ordering-tolerance needs --model (positional arguments of the child)")
+    argv = [str(CIFS), str(args.cifs), str(args.orderings), *([args.model] if args.model else []),
+            *([args.ordering_tolerance] if args.ordering_tolerance != "off" else [])]
     out = subprocess.run([sys.executable, "-c", CHILD, *argv], cwd=args.tree, env=env, capture_output=True,
                          text=True)
     if out.returncode:

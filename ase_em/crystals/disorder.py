@@ -272,10 +272,25 @@ def iter_orderings(
                                formula, k, dict(missing))
             species = full_symbols + [filled[i] for i in sorted(filled)]
             coords = sc_frac[full + sorted(filled)]  # (N, 3)
-            ordered = Structure(sc.lattice, species, coords)
-            yield Ordering(ordered.get_sorted_structure(), seed + k, dict(missing))
+            yield Ordering(_sorted_structure(sc.lattice, species, coords), seed + k, dict(missing))
 
     return draw()
+
+
+def _sorted_structure(lattice: Lattice, species: list[str], frac_coords: np.ndarray) -> Structure:
+    """``Structure(lattice, species, frac_coords).get_sorted_structure()``, built once.
+
+    pymatgen sorts sites by (electronegativity, symbol) in a stable sort
+    (``Site.__lt__``); sorting the symbols by that key before building the structure gives
+    the same sites in the same order without building it twice (a quarter of the cost of
+    drawing an ordering). An element without an electronegativity (a noble gas) is left to
+    pymatgen's own sort.
+    """
+    x = {sym: Element(sym).X for sym in set(species)}
+    if any(not np.isfinite(v) for v in x.values()):
+        return Structure(lattice, species, frac_coords).get_sorted_structure()
+    order = sorted(range(len(species)), key=lambda i: (x[species[i]], species[i]))
+    return Structure(lattice, [species[i] for i in order], frac_coords[order])
 
 
 def exclusion_radius(ion: str, exclusion: float = EXCLUSION) -> float:

@@ -155,6 +155,46 @@ def test_disordered_network_is_reproducible(llto_network, tiny_predictor):
     assert again.hops[0].values == llto_network.hops[0].values
 
 
+def test_orderings_are_drawn_until_the_barriers_settle(llto_network, tiny_predictor):
+    """With a tolerance the orderings stop once the standard error of each hop's mean barrier is
+    at most it (after two): the first orderings are those of the fixed count."""
+    first, second, third = llto_network.hops[0].values
+    se_two = abs(first - second) / 2  # std(ddof=1) / sqrt(2) of two values
+    kw = dict(predictor=tiny_predictor, n_orderings=3, max_distance=4.0, seed=0)
+    settled = disordered_network(perovskite_llto(), "Li", ordering_tolerance=se_two * 1.01, **kw)
+    assert settled.n_orderings == 2 and settled.ordering_tolerance == pytest.approx(se_two * 1.01)
+    hop = settled.hops[0]
+    assert hop.values == (first, second) and hop.n_orderings == 2
+    assert hop.em == pytest.approx((first + second) / 2)
+    assert len(settled.per_ordering) == 2
+    assert settled.percolation[3] == pytest.approx(hop.em)
+    assert settled.to_dict()["disorder"]["ordering_tolerance"] == pytest.approx(se_two * 1.01)
+    unsettled = disordered_network(perovskite_llto(), "Li", ordering_tolerance=se_two * 0.99, **kw)
+    assert unsettled.n_orderings == 3 and unsettled.hops[0].values == (first, second, third)
+    assert unsettled.percolation == llto_network.percolation
+
+
+def test_barriers_settled_needs_two_orderings_and_agreement():
+    from ase_em.crystals.disordered import barriers_settled
+
+    inf = math.inf
+    assert barriers_settled([[1.0, 1.08]], 0.05)  # standard error 0.04
+    assert not barriers_settled([[1.0, 1.2]], 0.05)  # 0.10
+    assert not barriers_settled([[1.0]], 10.0)  # one ordering: no spread to judge
+    assert barriers_settled([[inf, inf], []], 0.0)  # blocked in both; a hop with no band yet
+    assert not barriers_settled([[1.0, inf]], 10.0)  # blocked in one ordering, open in the other
+    assert not barriers_settled([[1.0, 1.0], [0.5, 0.9]], 0.1)  # every hop must settle
+
+
+@pytest.mark.parametrize("bad", [-0.1, math.nan, math.inf, "0.05", True])
+def test_ordering_tolerance_must_be_a_non_negative_number(bad):
+    from ase_em.config import NetworkOptions
+    from ase_em.errors import AseEmError
+
+    with pytest.raises(AseEmError, match="ordering_tolerance must be a number of eV >= 0"):
+        NetworkOptions.build(ordering_tolerance=bad)
+
+
 def test_structure_without_the_ion_is_refused(tiny_predictor):
     s = perovskite_llto()
     s.replace_species({"Li": "Na"})
@@ -228,3 +268,18 @@ def test_p2_network_has_no_overlap_blocked_hop(tiny_predictor):
     assert [h.blocked for h in net.hops] == [None] * len(net.hops)
     assert 1.636 == pytest.approx(min(h.length for h in net.hops), abs=1e-3)
     assert net.percolation[2] is not None and net.percolation[3] is None  # layered: 2D, not 3D
+
+
+@pytest.mark.parametrize("symbols", [["O", "Li", "La", "Ti", "O", "Li", "Zr", "La", "O", "Ta"],
+                                     ["Cl", "Li", "Ar", "Li", "Cl"]])  # Ar: no electronegativity
+def test_orderings_are_sorted_as_pymatgen_sorts_sites(symbols):
+    from ase_em.crystals.disorder import _sorted_structure
+
+    rng = np.random.default_rng(3)
+    species = [symbols[i] for i in rng.integers(0, len(symbols), 40)]
+    coords = rng.random((40, 3))
+    lattice = Lattice.cubic(9.0)
+    ours = _sorted_structure(lattice, species, coords)
+    theirs = Structure(lattice, species, coords).get_sorted_structure()
+    assert [s.species_string for s in ours] == [s.species_string for s in theirs]
+    assert np.array_equal(ours.frac_coords, theirs.frac_coords)

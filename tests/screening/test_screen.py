@@ -340,6 +340,19 @@ def test_disordered_structure_row(tmp_path, one_torch_thread):
     row = connect(str(tmp_path / "d.db")).get(row_id)
     assert row.natoms == 0 and row.ordered is False and row.em_1d == pytest.approx(kv["em_1d"])
     assert row.note == 2 and "Space group" not in row.key_value_pairs  # not a valid key: dropped
+    assert "ordering_tolerance" not in kv  # a fixed count
+    # drawn until the barriers settle: the row says to what, and its first orderings are the same
+    settled = run_unit(unit, n_orderings=4, seed=0, ordering_tolerance=100.0)["key_value_pairs"]
+    assert settled["n_orderings"] == 2 and settled["ordering_tolerance"] == 100.0
+    assert settled["em_1d"] == pytest.approx(kv["em_1d"], abs=1e-12)
+
+
+def test_screen_refuses_a_bad_ordering_tolerance(tmp_path, capsys):
+    db = tmp_path / "r.db"
+    assert main(["screen", str(EXAMPLES / "LiCoO2.cif"), "--ion", "Li", "--db", str(db),
+                 "--ordering-tolerance", "fast"]) == 2
+    assert "'fast' is neither a number of eV nor 'off'" in capsys.readouterr().err
+    assert not db.exists()
 
 
 def test_rows_carry_the_conductivity_and_rank_by_it(reference, tmp_path, one_torch_thread):
