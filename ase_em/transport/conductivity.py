@@ -293,8 +293,10 @@ def conductivity(
             shift = rng.normal(0.0, 1.0, len(groups)) * group_std
             shifts[k] = np.maximum(shift[inverse], -np.maximum(low, 0.0))  # no barrier below 0
         fwd = np.vstack([fwd, network.em_forward[None, :] + shifts])
-    tensors = diffusion_tensors(network, all_t, attempt_frequency, em_forward=fwd, open_directions=proj,
-                                site_energies=energy)  # (S, T, 3, 3) A^2/s
+    # each distinct temperature solved once (the asked ones are often among the fit's: 300 K)
+    solved_t, which_t = np.unique(all_t, return_inverse=True)
+    tensors = diffusion_tensors(network, solved_t, attempt_frequency, em_forward=fwd, open_directions=proj,
+                                site_energies=energy)[:, which_t.reshape(-1)]  # (S, T, 3, 3) A^2/s
     d_all = np.trace(tensors, axis1=2, axis2=3) / 3.0  # (S, T)
     sigma_all = np.array([[sigma_from_d(dd, network, t) for dd, t in zip(row, all_t, strict=True)]
                           for row in d_all])

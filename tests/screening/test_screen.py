@@ -349,8 +349,10 @@ def test_disordered_structure_row(tmp_path, one_torch_thread):
 
 def test_screen_refuses_a_bad_ordering_tolerance(tmp_path, capsys):
     db = tmp_path / "r.db"
-    assert main(["screen", str(EXAMPLES / "LiCoO2.cif"), "--ion", "Li", "--db", str(db),
-                 "--ordering-tolerance", "fast"]) == 2
+    with pytest.raises(SystemExit) as exit_:  # argparse's usage error
+        main(["screen", str(EXAMPLES / "LiCoO2.cif"), "--ion", "Li", "--db", str(db),
+              "--ordering-tolerance", "fast"])
+    assert exit_.value.code == 2
     assert "'fast' is neither a number of eV nor 'off'" in capsys.readouterr().err
     assert not db.exists()
 

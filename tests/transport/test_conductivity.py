@@ -60,6 +60,28 @@ def test_sampled_spread_of_one_barrier():
     assert np.array_equal(res.samples, again.samples)  # seeded
 
 
+def test_each_temperature_is_solved_once(monkeypatch):
+    """300 K asked and in the fit range: one solve at 300 K, and the same figures as asking 301 K."""
+    import importlib
+
+    module = importlib.import_module("ase_em.transport.conductivity")  # not the function of that name
+
+    solved = []
+    solve = module.diffusion_tensors
+    monkeypatch.setattr(module, "diffusion_tensors", lambda net, t, *a, **k: solved.append(list(t)) or
+                        solve(net, t, *a, **k))
+    # two sites 1 A apart along x, site 1 0.2 eV below site 0; hops along x and one along y
+    two_barriers = RateNetwork(np.eye(3) * 2.0, [[0, 0, 0], [0.5, 0, 0]], [0, 1, 0], [1, 0, 1],
+                               [[0, 0, 0], [1, 0, 0], [0, 1, 0]], [0.3, 0.5, 0.35], em_std=[0.05] * 3,
+                               em_backward=[0.5, 0.3, 0.55], group=[0, 0, 1], carriers_per_cell=1.0)
+    res = conductivity(two_barriers, [300.0], n_samples=20, seed=1)
+    assert solved == [[250.0, 300.0, 350.0, 400.0, 450.0, 500.0]]
+    near = conductivity(two_barriers, [300.0 + 1e-9], n_samples=20, seed=1)
+    assert res.log10_sigma[0] == pytest.approx(near.log10_sigma[0], abs=1e-9)
+    assert res.log10_sigma_std[0] == pytest.approx(near.log10_sigma_std[0], abs=1e-9)
+    assert res.activation_energy == pytest.approx(near.activation_energy, abs=1e-12)
+
+
 def test_no_std_no_spread():
     res = conductivity(cubic(), [300.0])
     assert res.log10_sigma_std is None and res.activation_energy_std is None
