@@ -1,7 +1,8 @@
 """Where the units run: local worker processes, or a Dask cluster.
 
-* Local (default): a ``pebble.ProcessPool`` of ``workers`` processes (spawned, so a parent
-  that has torch loaded is never forked). Each loads the model once (initializer) with one
+* Local (default): a ``pebble.ProcessPool`` of ``workers`` processes, forked from a fork
+  server that has imported torch and pymatgen once (:func:`worker_context`; a parent that
+  has torch loaded is never forked). Each loads the model once (initializer) with one
   torch thread. pebble, not ``concurrent.futures``, because it enforces a per-task time-out
   by killing the worker and starting a new one, so a hung structure costs its time-out and
   nothing else; a worker that dies (segfault, out of memory) is replaced the same way.
@@ -70,7 +71,6 @@ def run_local(units: Sequence[dict[str, Any]], *, workers: int, timeout: float |
     Yields:
         One record per unit.
     """
-    import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, wait
     from concurrent.futures import TimeoutError as FutureTimeout
 
@@ -80,7 +80,7 @@ def run_local(units: Sequence[dict[str, Any]], *, workers: int, timeout: float |
     pool = ProcessPool(max_workers=workers, initializer=_init_local,
                        initargs=(options.get("model"), options.get("threads", 1),
                                  logging.getLogger("ase_em").getEffectiveLevel()),
-                       context=multiprocessing.get_context("spawn"))
+                       context=worker_context())
     todo = iter(units)
     pending: dict[Any, dict[str, Any]] = {}
 
@@ -113,6 +113,28 @@ def run_local(units: Sequence[dict[str, Any]], *, workers: int, timeout: float |
     finally:
         pool.stop()
         pool.join()
+
+
+PRELOAD = "ase_em.screening.preload"  # what the fork server imports once for every worker
+
+
+def worker_context() -> Any:
+    """The multiprocessing context of local workers: a fork server that has the imports, else spawn.
+
+    A spawned worker imports torch, pymatgen and pymatgen-analysis-diffusion itself (4-5 CPU
+    s each, the start-up of every worker and of every replacement after a time-out). A fork
+    server imports them once (:mod:`ase_em.screening.preload`: imports only, no torch
+    operation, so no thread pool exists yet) and forks each worker from that single-threaded
+    process; the parent, which may have run torch, is never forked. Where fork servers do
+    not exist (Windows) workers are spawned.
+    """
+    import multiprocessing
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload([PRELOAD])  # read when the server starts (the first worker)
+    return ctx
 
 
 def _init_local(model: str | None, threads: int, log_level: int = logging.WARNING) -> None:
