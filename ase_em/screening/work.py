@@ -32,7 +32,7 @@ STATUS_REFUSED = "refused"
 STATUS_ERROR = "error"
 STATUS_TIMEOUT = "timeout"
 
-_PREDICTORS: dict[tuple[str | None, int], Any] = {}
+_PREDICTORS: dict[tuple[str | None, int, str | None], Any] = {}
 STARTUP: dict[str, float] = {}  # CPU and wall seconds of this worker's start-up (imports + model)
 
 
@@ -63,17 +63,19 @@ def _timed_predictor_class() -> type:
     return TimedPredictor
 
 
-def get_predictor(model: str | None = None, threads: int = 1) -> Any:
+def get_predictor(model: str | None = None, threads: int = 1, compile: str | None = None) -> Any:
     """The worker's predictor for ``model`` (loaded on first use, then kept).
 
     Args:
         model: model directory or shipped name (None: the shipped default).
         threads: torch CPU threads of this worker.
+        compile: the predictor's compile mode (None: ``ASE_EM_COMPILE``, else "auto"; see
+            :class:`ase_em.predictor.EmPredictor`).
 
     Returns:
         The predictor (an :class:`ase_em.predictor.EmPredictor`).
     """
-    key = (model, threads)
+    key = (model, threads, compile)
     if key not in _PREDICTORS:
         cpu, wall = time.process_time(), time.perf_counter()
         import torch
@@ -81,16 +83,16 @@ def get_predictor(model: str | None = None, threads: int = 1) -> Any:
         torch.set_num_threads(threads)
         import ase_em.crystals.analyzer  # noqa: F401  (pymatgen, alignn: imported here, not in the first unit)
 
-        _PREDICTORS[key] = _timed_predictor_class().from_pretrained(model)
+        _PREDICTORS[key] = _timed_predictor_class().from_pretrained(model, compile=compile)
         STARTUP["cpu"] = STARTUP.get("cpu", 0.0) + time.process_time() - cpu
         STARTUP["wall"] = STARTUP.get("wall", 0.0) + time.perf_counter() - wall
     return _PREDICTORS[key]
 
 
-def init_worker(model: str | None, threads: int) -> None:
+def init_worker(model: str | None, threads: int, compile: str | None = None) -> None:
     """Process-pool initializer: one thread per worker, the model loaded once."""
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-    get_predictor(model, threads)
+    get_predictor(model, threads, compile)
 
 
 def read_structure(path: str, block: str | None = None) -> Any:
@@ -246,7 +248,8 @@ def _one_line_per_unit(source: str, ion: str) -> Iterator[None]:
 
 def run_unit(unit: dict[str, Any], model: str | None = None, max_distance: float = 5.0,
              threads: int = 1, n_orderings: int = 5, seed: int = 0,
-             allow_no_host: bool = False, ordering_tolerance: float | None = None) -> dict[str, Any]:
+             allow_no_host: bool = False, ordering_tolerance: float | None = None,
+             compile: str | None = None) -> dict[str, Any]:
     """Barriers of one structure and ion (its log: one line, :func:`_one_line_per_unit`).
 
     Args:
@@ -263,6 +266,7 @@ def run_unit(unit: dict[str, Any], model: str | None = None, max_distance: float
             flagged ``no_host_framework``.
         ordering_tolerance: draw orderings until every hop's barrier has settled to this
             standard error (eV), at most ``n_orderings``; None: all of them.
+        compile: the worker's compile mode (:func:`get_predictor`).
 
     Returns:
         ``{"source", "sha256", "ion", "atoms", "key_value_pairs", "data"}``: the row to
@@ -270,12 +274,12 @@ def run_unit(unit: dict[str, Any], model: str | None = None, max_distance: float
     """
     with _one_line_per_unit(str(unit.get("source")), str(unit.get("ion"))):
         return _run_unit(unit, model, max_distance, threads, n_orderings, seed, allow_no_host,
-                         ordering_tolerance)
+                         ordering_tolerance, compile)
 
 
 def _run_unit(unit: dict[str, Any], model: str | None, max_distance: float, threads: int,
               n_orderings: int, seed: int, allow_no_host: bool,
-              ordering_tolerance: float | None) -> dict[str, Any]:
+              ordering_tolerance: float | None, compile: str | None) -> dict[str, Any]:
     from ase_em.errors import AseEmError
 
     wall0, cpu0 = time.perf_counter(), time.thread_time()
@@ -284,7 +288,7 @@ def _run_unit(unit: dict[str, Any], model: str | None, max_distance: float, thre
     atoms = None
     predictor = None
     try:
-        predictor = get_predictor(model, threads)
+        predictor = get_predictor(model, threads, compile)
         kv["model"] = predictor.name
         kv["model_version"] = str(predictor.card.get("version", ""))
         cpu_model0 = predictor.cpu_total - predictor.cpu_graph

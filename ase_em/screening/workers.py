@@ -79,7 +79,7 @@ def run_local(units: Sequence[dict[str, Any]], *, workers: int, timeout: float |
     max_distance = options.get("max_distance", 5.0)
     pool = ProcessPool(max_workers=workers, initializer=_init_local,
                        initargs=(options.get("model"), options.get("threads", 1),
-                                 logging.getLogger("ase_em").getEffectiveLevel()),
+                                 logging.getLogger("ase_em").getEffectiveLevel(), options.get("compile")),
                        context=worker_context())
     todo = iter(units)
     pending: dict[Any, dict[str, Any]] = {}
@@ -137,7 +137,8 @@ def worker_context() -> Any:
     return ctx
 
 
-def _init_local(model: str | None, threads: int, log_level: int = logging.WARNING) -> None:
+def _init_local(model: str | None, threads: int, log_level: int = logging.WARNING,
+                compile: str | None = None) -> None:
     """Initializer of a local worker (module-level so that it pickles); logs at the parent's level."""
     from ase_em.screening.work import init_worker
 
@@ -145,7 +146,7 @@ def _init_local(model: str | None, threads: int, log_level: int = logging.WARNIN
         logging.basicConfig(level=log_level, format="%(message)s")
         logging.getLogger("matplotlib").setLevel(logging.WARNING)
 
-    init_worker(model, threads)
+    init_worker(model, threads, compile)
 
 
 def run_with_deadline(unit: dict[str, Any], options: dict[str, Any], timeout: float | None) -> dict[str, Any]:
@@ -168,7 +169,7 @@ def run_with_deadline(unit: dict[str, Any], options: dict[str, Any], timeout: fl
 
     from ase_em.screening.work import get_predictor
 
-    get_predictor(options.get("model"), threads)  # the model loads outside the time-out, as locally
+    get_predictor(options.get("model"), threads, options.get("compile"))  # outside the time-out, as locally
     t0 = time.perf_counter()
     thread = threading.Thread(target=target, daemon=True, name=f"ase-em {unit['source']}")
     thread.start()

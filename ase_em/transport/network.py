@@ -213,6 +213,9 @@ RANGE_FOR_LAPACK = 1e-8  # smallest/largest conductance of a part above which LA
 BATCH_ELEMENTS = 2_000_000  # float64 entries of the (B, n, n) arrays of one batch of solves (16 MB)
 
 
+GTH_ROWS = 96  # rows of one elimination (10-25 % faster than 700 at once for 20-60 sites)
+
+
 def _solve_laplacian(a: np.ndarray, g: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Solve ``(diag(a.sum(-1) + g) - a) x = b`` by Gaussian elimination in GTH form, for a batch.
 
@@ -224,6 +227,9 @@ def _solve_laplacian(a: np.ndarray, g: np.ndarray, b: np.ndarray) -> np.ndarray:
     one elimination step for the whole batch at a time (a network's temperatures and barrier
     draws are solved together).
     """
+    if len(a) > GTH_ROWS:  # row by row independent: the same numbers, a working set nearer the cache
+        return np.concatenate([_solve_laplacian(a[i:i + GTH_ROWS], g[i:i + GTH_ROWS], b[i:i + GTH_ROWS])
+                               for i in range(0, len(a), GTH_ROWS)])
     a, g, b = a.copy(), g.astype(float).copy(), b.astype(float).copy()
     m = g.shape[1]
     pivots = np.empty(g.shape)

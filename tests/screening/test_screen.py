@@ -378,3 +378,15 @@ def test_rows_carry_the_conductivity_and_rank_by_it(reference, tmp_path, one_tor
     ranked = [r for r in csv.DictReader(out_csv.open()) if r["rank"]]
     sigma = [float(r["log10_sigma_300"]) for r in ranked]
     assert len(sigma) == 3 and sigma == sorted(sigma, reverse=True)  # highest conductivity first
+
+
+def test_large_screens_compile_their_workers_from_the_first_hop(monkeypatch):
+    from ase_em.screening.run import COMPILE_UNITS_PER_WORKER, screen_compile_mode
+    from ase_em.screening.work import get_predictor
+
+    monkeypatch.delenv("ASE_EM_COMPILE", raising=False)
+    assert screen_compile_mode(COMPILE_UNITS_PER_WORKER * 2, 2) == "always"
+    assert screen_compile_mode(COMPILE_UNITS_PER_WORKER * 2 - 1, 2) is None  # the predictor's own rule
+    monkeypatch.setenv("ASE_EM_COMPILE", "never")
+    assert screen_compile_mode(10_000, 2) is None  # the user's setting wins
+    assert get_predictor(None, 1, "never").compile == "never"  # what a worker is given, it loads
