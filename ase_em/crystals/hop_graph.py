@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pymatgen.analysis.diffusion.neb.full_path_mapper import MigrationGraph
@@ -172,6 +172,32 @@ class HopGraph(MigrationGraph):
         hop.symm_structure, hop.host_symm_struct, hop.symprec = self._symm, None, self.symprec
         hop.msite = PeriodicSite(e_site.specie, (i_site.frac_coords + e_site.frac_coords) / 2, lattice)
         edge["hop"] = hop
+
+    def add_data_to_similar_edges(self, target_label: int | str, data: dict, m_hop: Any = None) -> None:
+        """``MigrationGraph.add_data_to_similar_edges``, the edges of each label found once.
+
+        pymatgen's walks every edge of the graph for each label (O(labels x edges) for a
+        network's labelling; 620,000 edge visits in 40 OBELiX CIFs); here the edges of each
+        label are listed on the first call and kept while the graph has the same edges. With
+        ``m_hop`` (the direction of array data) pymatgen's own method runs.
+        """
+        if m_hop is not None:
+            super().add_data_to_similar_edges(target_label, data, m_hop)
+            return
+        for d in self._edges_by_label().get(target_label, ()):
+            d.update(data)
+
+    def _edges_by_label(self) -> dict[Any, list[dict]]:
+        """hop_label -> the data dicts of its edges, in the graph's edge order (kept per edge set)."""
+        graph = self.m_graph.graph
+        stamp = (id(graph), graph.number_of_edges())
+        cached = getattr(self, "_by_label", None)
+        if cached is None or cached[0] != stamp:
+            by_label: dict[Any, list[dict]] = {}
+            for _, _, d in graph.edges(data=True):
+                by_label.setdefault(d["hop_label"], []).append(d)
+            cached = self._by_label = (stamp, by_label)
+        return cached[1]
 
     @property
     def symm_structure(self) -> SymmetrizedStructure:

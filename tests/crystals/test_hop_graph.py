@@ -56,6 +56,21 @@ def test_same_hops_and_groups_as_pymatgen(name, max_distance, request):
         assert a["hop"].iindex == b["hop"].iindex and a["hop"].eindex == b["hop"].eindex  # orbits looked up
 
 
+def test_data_goes_to_every_edge_of_a_label_as_pymatgen_puts_it(licoo2):
+    ours = build_migration_graph(licoo2, "Li", 5.0, primitive=False)
+    ref = build_migration_graph(licoo2, "Li", 5.0, primitive=False)
+    labels = sorted({d["hop_label"] for _, _, d in ours.m_graph.graph.edges(data=True)})
+    assert len(labels) >= 2
+    for k, label in enumerate(labels):
+        ours.add_data_to_similar_edges(label, {"em": 0.1 * k, "tag": f"hop {label}"})
+        MigrationGraph.add_data_to_similar_edges(ref, label, {"em": 0.1 * k, "tag": f"hop {label}"})
+    ours.add_data_to_similar_edges(labels[0], {"em": 9.0})  # a second write replaces the first
+    MigrationGraph.add_data_to_similar_edges(ref, labels[0], {"em": 9.0})
+    got = [(u, v, d["hop_label"], d["em"], d["tag"]) for u, v, d in ours.m_graph.graph.edges(data=True)]
+    want = [(u, v, d["hop_label"], d["em"], d["tag"]) for u, v, d in ref.m_graph.graph.edges(data=True)]
+    assert got == want
+
+
 def test_primitive_cell_of_a_supercell(lifepo4, lifepo4_1008):
     prim = primitive_cell(lifepo4_1008)
     assert len(prim) == 28
