@@ -303,33 +303,36 @@ def hop_with_empty_sites(hop, *, min_length: float | None = None, name: str | No
     vector = hop.esite.coords - hop.isite.coords  # (3,) A
     length = float(np.linalg.norm(vector))
     sc = supercell_matrix(occupied.lattice, max(min_length or DEFAULT_MIN_LENGTH, 2 * length + PATH_MARGIN))
-    big = occupied * sc.tolist()
-    frac_i = big.lattice.get_fractional_coords(isite.coords)  # (3,)
-    frac_e = big.lattice.get_fractional_coords(isite.coords + vector)  # (3,)
-    dist_i = big.lattice.get_all_distances(frac_i[None, :], big.frac_coords)[0]  # (N,)
-    dist_e = big.lattice.get_all_distances(frac_e[None, :], big.frac_coords)[0]  # (N,)
+    # occupied * sc, on arrays (supercell_sites: pymatgen's arithmetic and site order)
+    big_frac, big_lattice = supercell_sites(occupied.frac_coords, occupied.lattice, sc)
+    symbols = np.repeat([site.specie.symbol for site in occupied], len(big_frac) // len(occupied))  # (N,)
+    frac_i = big_lattice.get_fractional_coords(isite.coords)  # (3,)
+    frac_e = big_lattice.get_fractional_coords(isite.coords + vector)  # (3,)
+    dist_i = big_lattice.get_all_distances(frac_i[None, :], big_frac)[0]  # (N,)
+    dist_e = big_lattice.get_all_distances(frac_e[None, :], big_frac)[0]  # (N,)
     k = int(np.argmin(dist_i))
-    if dist_i[k] > tol or big[k].specie.symbol != ion:
+    if dist_i[k] > tol or symbols[k] != ion:
         raise VacancySupercellError(
             f"{name}: the initial site is not an occupied {ion} site of the supercell"
         )
     drop = {k}
     if not into_empty:  # a vacancy hop: the final site's ion is removed
         j = int(np.argmin(dist_e))
-        if dist_e[j] > tol or big[j].specie.symbol != ion:
+        if dist_e[j] > tol or symbols[j] != ion:
             raise VacancySupercellError(
                 f"{name}: the final site is neither occupied nor a candidate empty site"
             )
         drop.add(j)
-    keep = np.array([i not in drop for i in range(len(big))])
-    positions = big.cart_coords  # (N, 3)
+    keep = np.ones(len(big_frac), bool)
+    keep[list(drop)] = False
+    positions = big_lattice.get_cartesian_coords(big_frac)  # (N, 3), as Structure.cart_coords
     return Hop(
         ion=ion,
         start=positions[k].copy(),
         end=positions[k] + vector,
-        host_symbols=tuple(site.specie.symbol for i, site in enumerate(big) if keep[i]),
+        host_symbols=tuple(symbols[keep].tolist()),
         host_positions=positions[keep].copy(),
-        cell=big.lattice.matrix.copy(),
+        cell=np.array(big_lattice.matrix, float),
         ion_index=int(np.sum(keep[:k])),
         name=name,
     )
