@@ -202,14 +202,11 @@ def predicted_rows(recs: dict[str, dict], sigma: dict, samples: int) -> tuple[li
     return rows, no_perc
 
 
-def paired_spearman(rows: list[tuple], other: list[tuple], resamples: int = 2000) -> str:
-    """Spearman(log10 sigma_pred, measured) of two runs on their common structures, and the
-    paired bootstrap (structures drawn with replacement, seed 0) of the difference."""
+def bootstrap_spearman(x: np.ndarray, resamples: int = 2000) -> tuple[float, float, float, float]:
+    """Spearman of columns 0 and 1 of ``x`` (n, 3) against column 2, and the 95 % interval of
+    their difference (0 - 1) by a paired bootstrap (rows drawn with replacement, seed 0)."""
     from scipy.stats import spearmanr
 
-    b = {r[0]: r for r in other}
-    common = [(r, b[r[0]]) for r in rows if r[0] in b]
-    x = np.array([[r[1][1], o[1][1], r[2]] for r, o in common])
     rho = [float(spearmanr(x[:, k], x[:, 2])[0]) for k in (0, 1)]
     rng = np.random.default_rng(0)
     diffs = []
@@ -217,6 +214,17 @@ def paired_spearman(rows: list[tuple], other: list[tuple], resamples: int = 2000
         s = x[rng.integers(0, len(x), len(x))]
         diffs.append(float(spearmanr(s[:, 0], s[:, 2])[0]) - float(spearmanr(s[:, 1], s[:, 2])[0]))
     lo, hi = np.percentile(diffs, [2.5, 97.5])
+    return rho[0], rho[1], float(lo), float(hi)
+
+
+def paired_spearman(rows: list[tuple], other: list[tuple], resamples: int = 2000) -> str:
+    """Spearman(log10 sigma_pred, measured) of two runs on their common structures, and the
+    paired bootstrap (structures drawn with replacement, seed 0) of the difference."""
+    b = {r[0]: r for r in other}
+    common = [(r, b[r[0]]) for r in rows if r[0] in b]
+    x = np.array([[r[1][1], o[1][1], r[2]] for r, o in common])
+    rho0, rho1, lo, hi = bootstrap_spearman(x, resamples)
+    rho = [rho0, rho1]
     return (f"paired on {len(x)} structures: Spearman(log10 sigma_pred, measured) this run {rho[0]:.3f}, "
             f"the other {rho[1]:.3f}; difference {rho[0] - rho[1]:+.3f} (95 % bootstrap interval "
             f"{lo:+.3f} to {hi:+.3f}, {resamples} resamples)")

@@ -109,19 +109,12 @@ def paired_spearman(a: dict[str, float], b: dict[str, float], measured: dict[str
     """Spearman(-barrier, measured log10 sigma) of two trees on their common structures, and the paired
     bootstrap (structures drawn with replacement, seed 0) of the difference (this - baseline)."""
     import numpy as np
-    from scipy.stats import spearmanr
+    from conductivity import bootstrap_spearman
 
     ids = sorted(set(a) & set(b) & set(measured))
     x = np.array([[-a[i], -b[i], measured[i]] for i in ids])
-    rho = [float(spearmanr(x[:, k], x[:, 2])[0]) for k in (0, 1)]
-    rng = np.random.default_rng(0)
-    diffs = []
-    for _ in range(resamples):
-        s = x[rng.integers(0, len(x), len(x))]
-        diffs.append(float(spearmanr(s[:, 0], s[:, 2])[0]) - float(spearmanr(s[:, 1], s[:, 2])[0]))
-    lo, hi = np.percentile(diffs, [2.5, 97.5])
-    return {"n": len(ids), "this": rho[0], "baseline": rho[1], "diff": rho[0] - rho[1], "lo": float(lo),
-            "hi": float(hi)}
+    this, base, lo, hi = bootstrap_spearman(x, resamples)
+    return {"n": len(ids), "this": this, "baseline": base, "diff": this - base, "lo": lo, "hi": hi}
 
 
 def main() -> None:
