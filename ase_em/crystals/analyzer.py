@@ -407,8 +407,9 @@ class MigrationBarrierAnalyzer:
             spread = "  ".join(
                 f"{d}D {'-' if e is None else f'{e:.3f}'}" for d, e in net.percolation_spread.items()
             )
-            drawn = ("" if net.ordering_tolerance is None
-                     else f", drawn until the barriers settled to {net.ordering_tolerance:g} eV")
+            tol = net.ordering_tolerance
+            drawn = ("" if tol is None else f", drawn until the barriers settled to {tol:g} eV" if net.settled
+                     else f", the most asked: the barriers did not settle to {tol:g} eV")
             lines.insert(0, f"disordered: Em is the median over {net.n_orderings} orderings ({net.method}, "
                             f"seed {net.seed}{drawn}); std = sqrt(model std^2 + spread over orderings^2)")
             spreads = [f"hop {h.label} {h.em_spread:.3f}" for h in net.hops if h.em_spread is not None]

@@ -135,6 +135,8 @@ class DisorderedNetwork:
             ``method``: how they were drawn.
         ordering_tolerance: the standard error (eV) the orderings were drawn to, or None
             (a fixed count).
+        settled: with ``ordering_tolerance``, whether every supercell's barriers settled
+            before the most orderings (``n_orderings`` of the options) were drawn; else None.
         supercell: the (3, 3) supercell matrices of the orderings (rows, on the primitive
             cell), one per hop-length class.
         missing: for each supercell, the atoms left out of each ordering (module
@@ -157,6 +159,7 @@ class DisorderedNetwork:
     method: str = METHOD
     n_sites: int = field(default=0)
     ordering_tolerance: float | None = None
+    settled: bool | None = None
 
     def disorder_summary(self) -> dict[str, Any]:
         """JSON-ready description of the orderings and the aggregation."""
@@ -164,6 +167,7 @@ class DisorderedNetwork:
             "method": self.method,
             "n_orderings": self.n_orderings,
             "ordering_tolerance": self.ordering_tolerance,
+            "settled": self.settled,
             "seed": self.seed,
             "supercell": self.supercell,
             "aggregate": "median over orderings; em_std = sqrt(model_std^2 + spread^2)",
@@ -305,6 +309,7 @@ def disordered_network(
     blocked: dict[tuple[int, int], str] = {}
     supercells, missing = [], []
     drawn: dict[int, int] = {}  # label -> orderings drawn in its supercell
+    all_settled = True
     for cell, cell_labels in by_cell.items():
         m = np.array(cell)
         draws = iter_orderings(average, m, seed=seed, max_atoms=max_atoms)
@@ -345,6 +350,7 @@ def disordered_network(
             if settled:
                 break
         drawn.update(dict.fromkeys(cell_labels, k + 1))
+        all_settled = all_settled and settled
         if tolerance is not None:
             logger.info("%s: %d of at most %d orderings in supercell %s; the barriers %s to %g eV",
                         formula, k + 1, n_orderings, m.tolist(), "settled" if settled else "did not settle",
@@ -420,6 +426,7 @@ def disordered_network(
         percolation_spread=perc_spread, per_ordering=per_ordering, n_orderings=n_drawn,
         seed=seed, supercell=supercells, missing=missing,
         seconds=time.perf_counter() - t0, n_sites=len(sites), ordering_tolerance=tolerance,
+        settled=all_settled if tolerance is not None else None,
     )
 
 

@@ -169,8 +169,12 @@ def test_orderings_are_drawn_until_the_barriers_settle(llto_network, tiny_predic
     assert len(settled.per_ordering) == 2
     assert settled.percolation[3] == pytest.approx(hop.em)
     assert settled.to_dict()["disorder"]["ordering_tolerance"] == pytest.approx(se_two * 1.01)
+    assert settled.settled is True and llto_network.settled is None
     unsettled = disordered_network(perovskite_llto(), "Li", ordering_tolerance=se_two * 0.99, **kw)
     assert unsettled.n_orderings == 3 and unsettled.hops[0].values == (first, second, third)
+    # the third ordering settles them or not; the summary says which
+    se_three = float(np.std([first, second, third], ddof=1)) / math.sqrt(3)
+    assert unsettled.settled is (se_three <= se_two * 0.99)
     assert unsettled.percolation == llto_network.percolation
 
 
