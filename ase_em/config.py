@@ -207,5 +207,5 @@ DEFAULT_NETWORK = NetworkOptions()
 # eV: a screen's orderings stop once every hop's barrier is known to this standard error.
 # On the disordered OBELiX training CIFs (3 orderings at most) 111 of 187 stop at two, and
 # their 1D percolation barriers move by 0.008 eV on average (largest 0.068) from the median
-# of three (docs/benchmarks.md); the network's model error is 0.26 eV.
+# of three (benchmarks/ordering_settling.py, docs/pymatgen.md); the model's own error is 0.26 eV.
 SCREEN_ORDERING_TOLERANCE = 0.05
