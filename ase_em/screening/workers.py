@@ -125,12 +125,14 @@ def worker_context() -> Any:
     s each, the start-up of every worker and of every replacement after a time-out). A fork
     server imports them once (:mod:`ase_em.screening.preload`: imports only, no torch
     operation, so no thread pool exists yet) and forks each worker from that single-threaded
-    process; the parent, which may have run torch, is never forked. Where fork servers do
-    not exist (Windows) workers are spawned.
+    process; the parent, which may have run torch, is never forked. Outside Linux workers
+    are spawned (Windows has no fork server; on macOS forking is unsafe for some system
+    libraries, which is why Python spawns there by default).
     """
     import multiprocessing
+    import sys
 
-    if "forkserver" not in multiprocessing.get_all_start_methods():
+    if not sys.platform.startswith("linux") or "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload([PRELOAD])  # read when the server starts (the first worker)

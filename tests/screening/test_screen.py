@@ -390,3 +390,16 @@ def test_large_screens_compile_their_workers_from_the_first_hop(monkeypatch):
     monkeypatch.setenv("ASE_EM_COMPILE", "never")
     assert screen_compile_mode(10_000, 2) is None  # the user's setting wins
     assert get_predictor(None, 1, "never").compile == "never"  # what a worker is given, it loads
+
+
+def test_local_workers_come_from_a_fork_server_that_has_the_imports(monkeypatch):
+    import importlib.util
+    import sys
+
+    from ase_em.screening.workers import PRELOAD, worker_context
+
+    linux = sys.platform.startswith("linux")
+    assert worker_context().get_start_method() == ("forkserver" if linux else "spawn")
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert worker_context().get_start_method() == "spawn"
+    assert importlib.util.find_spec(PRELOAD) is not None
