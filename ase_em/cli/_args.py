@@ -52,6 +52,14 @@ def tolerance_or_off(text: str) -> float | None:
     return value
 
 
+def add_ordering_tolerance(p: argparse.ArgumentParser, default: float | None = None) -> None:
+    """``--ordering-tolerance EV|off`` (:data:`ase_em.config.NetworkOptions.ordering_tolerance`)."""
+    p.add_argument("--ordering-tolerance", type=tolerance_or_off, default=default, metavar="EV",
+                   help="draw orderings until every hop's barrier settles: the standard error of its mean "
+                   "over the orderings at most EV, after at least 2, at most --orderings (default "
+                   f"{'off, all --orderings' if default is None else default}; 'off' draws all --orderings)")
+
+
 def non_negative_int(text: str) -> int:
     """Type of count options that may be 0 (``--budget``, ``--samples``): an integer >= 0."""
     return _integer_at_least(text, 0, "an integer >= 0")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ase_em.cli._args import _threads, non_negative_int, positive_float, positive_int, tolerance_or_off
+from ase_em.cli._args import _threads, add_ordering_tolerance, non_negative_int, positive_float, positive_int
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -48,9 +48,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="let hops outside the model's domain into the network")
     p.add_argument("--orderings", type=positive_int, default=5,
                    help="orderings drawn for a disordered structure (default 5)")
-    p.add_argument("--ordering-tolerance", type=tolerance_or_off, default=None, metavar="EV",
-                   help="draw orderings until every hop's barrier settles to this standard error (eV), "
-                   "after at least 2, at most --orderings (default: off, all --orderings)")
+    add_ordering_tolerance(p)
     p.add_argument("--seed", type=int, default=0, help="seed of the orderings and of the barrier draws")
     p.add_argument("--model", default=None, help="model directory or shipped name (default: shipped)")
     p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads, >= 1")

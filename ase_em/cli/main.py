@@ -18,12 +18,12 @@ from ase_em._runtime.threads import DEFAULT_THREADS, THREADS_ENV
 from ase_em._version import __version__
 from ase_em.cli._args import (
     _Parser,
+    add_ordering_tolerance,
     check_usage,
     fold_count,
     non_negative_float,
     positive_float,
     positive_int,
-    tolerance_or_off,
 )
 from ase_em.cli.network import cmd_network
 from ase_em.cli.predict import cmd_evaluate, cmd_info, cmd_predict
@@ -200,9 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "into percolation")
     p.add_argument("--orderings", type=positive_int, default=5,  # an integer >= 1
                    help="orderings drawn for a disordered structure (partial occupancies; default 5)")
-    p.add_argument("--ordering-tolerance", type=tolerance_or_off, default=None, metavar="EV",
-                   help="draw orderings until every hop's barrier settles to this standard error (eV), "
-                   "after at least 2, at most --orderings (default: off, all --orderings)")
+    add_ordering_tolerance(p)
     p.add_argument("--seed", type=int, default=0, help="seed of the orderings (default 0)")
     p.add_argument("--block", default=None, metavar="NAME",
                    help="data block of a CIF file with several (a database export)")

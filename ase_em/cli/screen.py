@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ase_em.cli._args import positive_int, tolerance_or_off
+from ase_em.cli._args import add_ordering_tolerance, positive_int
 from ase_em.config import SCREEN_ORDERING_TOLERANCE
 
 
@@ -107,11 +107,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-distance", type=float, default=5.0, help="longest ion-ion hop (A; default 5)")
     p.add_argument("--orderings", type=positive_int, default=5,
                    help="most orderings drawn for a disordered structure (partial occupancies; default 5)")
-    p.add_argument("--ordering-tolerance", type=tolerance_or_off, default=SCREEN_ORDERING_TOLERANCE,
-                   metavar="EV",
-                   help="draw orderings until every hop's barrier settles: the standard error of its mean "
-                   f"over the orderings at most EV, after at least 2 (default {SCREEN_ORDERING_TOLERANCE}); "
-                   "'off' draws all --orderings")
+    add_ordering_tolerance(p, SCREEN_ORDERING_TOLERANCE)
     p.add_argument("--seed", type=int, default=0, help="seed of the first ordering (default 0)")
     p.add_argument("--keys", default=None, metavar="CSV",
                    help="extra per-structure keys: CSV with an id column matched to the file stem")
