@@ -49,6 +49,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from ase import Atoms
 from pymatgen.analysis.diffusion.neb.full_path_mapper import MigrationGraph
 from pymatgen.core import Element, Structure
 from pymatgen.util.coord import lattice_points_in_supercell
@@ -67,7 +68,7 @@ from ase_em.crystals.hop_graph import build_migration_graph
 from ase_em.crystals.percolation import DIMENSIONS, PeriodicEdge, percolation_barriers
 from ase_em.crystals.structure import read_structure_file
 from ase_em.errors import AseEmError, MissingIonError
-from ase_em.hops.checks import points_near
+from ase_em.hops.checks import contacts_clean, points_near
 from ase_em.hops.hop import Hop
 from ase_em.hops.migration_hop import PATH_MARGIN, supercell_matrix
 from ase_em.model.domain import FLAGS, excluded
@@ -327,6 +328,8 @@ def disordered_network(
             symbols = np.array([s.specie.symbol for s in o])  # (N,)
             is_ion = symbols == ion
             frac, cart = o.frac_coords, o.cart_coords  # (N, 3) each; pymatgen builds them per call
+            # every host is part of the ordering: its contacts are checked once, not per hop
+            clean = contacts_clean(Atoms(symbols.tolist(), positions=cart, cell=o.lattice.matrix, pbc=True))
             hops: list[Hop] = []
             chosen = _choose_instances(o, cart, is_ion, instances, rng)
             for label, inst in zip(cell_labels, chosen, strict=True):
@@ -335,7 +338,7 @@ def disordered_network(
                 start, vector = inst
                 try:
                     name = f"{formula} {ion} hop {label} ordering {k}"
-                    hops.append(_band_hop(o, frac, cart, symbols, is_ion, ion, start, vector, name))
+                    hops.append(_band_hop(o, frac, cart, symbols, is_ion, ion, start, vector, name, clean))
                     keys.append((k, label))
                 except AseEmError as exc:
                     blocked[(k, label)] = str(exc)
@@ -539,7 +542,7 @@ def _choose_instances(
 
 def _band_hop(
     o: Structure, frac: np.ndarray, cart: np.ndarray, symbols: np.ndarray, is_ion: np.ndarray, ion: str,
-    start: np.ndarray, vector: np.ndarray, name: str,
+    start: np.ndarray, vector: np.ndarray, name: str, clean: bool = False,
 ) -> Hop:
     """The vacancy-mode hop in ordering ``o``.
 
@@ -547,12 +550,13 @@ def _band_hop(
     Cartesian coordinates and elements, read once per ordering. The ion at ``start``; every
     other atom is the host, less ions within the exclusion distance of either endpoint
     (:func:`ase_em.crystals.disorder.exclusion_radius`: sites that exclude the endpoint
-    sites, such as P2-NaxCoO2's Na 2d site 1.64 A from a 2b site).
+    sites, such as P2-NaxCoO2's Na 2d site 1.64 A from a 2b site). ``clean``: the ordering
+    passed :func:`ase_em.hops.checks.contacts_clean` (the host is part of it).
     """
     ends = o.lattice.get_fractional_coords(np.vstack([start, start + vector]))  # (2, 3)
     d = o.lattice.get_all_distances(ends, frac)  # (2, N)
     keep = ~(is_ion & (d < exclusion_radius(ion)).any(0))  # (N,)
-    return Hop(
+    return (Hop.in_checked_host if clean else Hop)(
         ion=ion,
         start=np.asarray(start, float),
         end=np.asarray(start + vector, float),

@@ -286,6 +286,40 @@ def closest_contact(atoms: Atoms, *, ignore: tuple[int, int] | None = None) -> C
     return Contact(int(i[m]), int(j[m]), float(d[m]), float(ratio[m]))
 
 
+def sites_clear_of(host_positions: np.ndarray, host_numbers: np.ndarray, sites: np.ndarray, site_number: int,
+                   cell: np.ndarray) -> bool:
+    """Whether no host atom overlaps any of ``sites`` (the rule of :func:`contact_is_overlap`).
+
+    The pairs of :func:`closest_contact` that hold a site, when the host's own pairs are
+    known to be clear (:func:`contacts_clean` on a structure that holds the host): the
+    sites' pairs with each other are not counted (one ion at two times).
+
+    Args:
+        host_positions: (M, 3) Cartesian positions (A).
+        host_numbers: (M,) atomic numbers.
+        sites: (S, 3) Cartesian positions of the ion's sites (A).
+        site_number: the ion's atomic number.
+        cell: (3, 3) lattice rows (A), periodic in all three directions.
+    """
+    radii = covalent_radii[np.asarray(host_numbers, int)]  # (M,)
+    r_site = float(covalent_radii[site_number])
+    cutoff = 2 * max(MIN_ATOM_DISTANCE, MIN_COVALENT_RATIO * 2 * max(float(radii.max()), r_site))
+    _, point, _, d = points_near(host_positions, sites, cell, cutoff)
+    ratio = d / (radii[point] + r_site)
+    return not bool(np.any((ratio < MIN_COVALENT_RATIO) | (d < MIN_ATOM_DISTANCE)))
+
+
+def contacts_clean(atoms: Atoms) -> bool:
+    """Whether a periodic structure passes :func:`check_contacts` (no overlap, no anion pair).
+
+    Every pair of atoms of a part of the structure, or of a supercell of it, is a pair of
+    the structure at the same distance, so a clean structure's parts are clean too: the
+    hops built in one structure check their hosts' contacts once
+    (:meth:`ase_em.hops.hop.Hop.in_checked_host`).
+    """
+    return not contact_is_overlap(closest_contact(atoms)) and anion_contact(atoms) is None
+
+
 def overlap_limit(a: str, b: str) -> float:
     """Closest distance (A) two atoms of elements ``a`` and ``b`` may be without overlapping.
 

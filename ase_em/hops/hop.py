@@ -12,6 +12,7 @@ the element check belongs to the model (:mod:`ase_em.model.graph`).
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import logging
 import os
@@ -47,6 +48,10 @@ CELL_TOLERANCE = 0.05  # A: endpoint cells differing by more are strained (warne
 HALF_CELL_MARGIN = 0.01  # fractional: this close to half a cell, the direction is ambiguous
 
 
+# True while Hop.in_checked_host builds a hop: its host's own contacts are known clean
+_HOST_CHECKED: contextvars.ContextVar[bool] = contextvars.ContextVar("host_checked", default=False)
+
+
 @dataclass(frozen=True)
 class Hop:
     """One migration hop: an ion moving from ``start`` to ``end`` through a fixed host.
@@ -76,6 +81,27 @@ class Hop:
         """Check the hop is physical (finite, length, interatomic distances, whole path)."""
         object.__setattr__(self, "ion", checks.normalize_species(self.ion))
         _check_plausible(self)
+
+    @classmethod
+    def in_checked_host(cls, **fields: Any) -> Hop:
+        """A hop whose host is part of a structure that passed :func:`ase_em.hops.checks.contacts_clean`.
+
+        The crystal builders make many hops in one structure (an ordering, a vacancy
+        supercell of a primitive cell): the host's own pairs (overlaps, anion pairs) were
+        checked once on that structure, so only the ion's two sites are checked against the
+        host here (every other check runs as in the constructor). A site that overlaps runs
+        the constructor's full checks, so the hop is refused with the same message. Every
+        pair of the host is a pair of the checked structure: the hop passes exactly when
+        the constructor passes it. ``dataclasses.replace`` on the result checks in full.
+
+        Args:
+            fields: the constructor's arguments.
+        """
+        token = _HOST_CHECKED.set(True)
+        try:
+            return cls(**fields)
+        finally:
+            _HOST_CHECKED.reset(token)
 
     def __repr__(self) -> str:
         """One line: ion, length, host size and name (never the arrays, as ``EmResult``)."""
@@ -496,6 +522,22 @@ def _describe(initial: Any, final: Any) -> str:
     return "endpoints"
 
 
+def _sites_clear(hop: Hop, sites: np.ndarray) -> bool:
+    """Whether the ion's sites clear the host (host pairs known clean; see :meth:`Hop.in_checked_host`).
+
+    A hop of an anion (the anion-pair rule then holds the ion's sites too) or in a cell
+    that is not fully periodic answers False: the full checks decide.
+    """
+    from ase.data import atomic_numbers
+
+    cell = np.asarray(hop.cell, float)
+    if hop.ion in checks.ANIONS or abs(np.linalg.det(cell)) <= 1e-9:
+        return False
+    numbers = np.array([atomic_numbers[s] for s in hop.host_symbols])
+    return checks.sites_clear_of(np.asarray(hop.host_positions, float), numbers, sites,
+                                 atomic_numbers[hop.ion], cell)
+
+
 def _check_plausible(hop: Hop) -> None:
     where = hop.name or "hop"
     for what, value in (("start", hop.start), ("end", hop.end), ("cell", hop.cell)):
@@ -517,6 +559,9 @@ def _check_plausible(hop: Hop) -> None:
         )
     n_host = len(hop.host_symbols)
     images = hop.ion_positions()  # (5, 3)
+    if _HOST_CHECKED.get() and n_host and _sites_clear(hop, images[[0, -1]]):
+        clearance.check_path(hop, hop.path_clearance)
+        return
     # Host-host and endpoint-ion-host overlaps (one neighbour list on host + both ion sites);
     # the two ion sites are one ion at two times: their mutual distance is the hop.
     atoms = Atoms(

@@ -36,6 +36,7 @@ from pymatgen.core import Lattice, PeriodicSite, Structure
 
 from ase_em.config import NetworkOptions
 from ase_em.errors import VacancySupercellError
+from ase_em.hops import checks
 from ase_em.hops.hop import Hop
 
 DEFAULT_MIN_LENGTH = NetworkOptions.min_length  # A: smallest perpendicular width of the vacancy supercell
@@ -185,6 +186,33 @@ def vacancy_start_structure(
     return Structure(lattice, kept.tolist(), frac), n_removed
 
 
+_CLEAN_STRUCTURES: dict[bytes, bool] = {}  # contacts_clean of the structures hops were built in
+CLEAN_CACHE_SIZE = 64  # structures remembered (a graph's hops share one)
+
+
+def structure_contacts_clean(structure: Structure, symbols: np.ndarray) -> bool:
+    """:func:`ase_em.hops.checks.contacts_clean` of a structure, computed once per content.
+
+    The hops of one graph share its structure (every site occupied), and each vacancy
+    supercell holds part of a supercell of it, so its verdict serves all of them. Keyed by
+    the lattice, coordinates and elements, so an edited structure is checked afresh.
+
+    Args:
+        structure: the structure (periodic).
+        symbols: (N,) its sites' elements.
+    """
+    from ase import Atoms
+
+    frac = structure.frac_coords
+    key = structure.lattice.matrix.tobytes() + frac.tobytes() + "|".join(symbols.tolist()).encode()
+    if key not in _CLEAN_STRUCTURES:
+        if len(_CLEAN_STRUCTURES) >= CLEAN_CACHE_SIZE:
+            _CLEAN_STRUCTURES.pop(next(iter(_CLEAN_STRUCTURES)))
+        atoms = Atoms(symbols.tolist(), scaled_positions=frac, cell=structure.lattice.matrix, pbc=True)
+        _CLEAN_STRUCTURES[key] = checks.contacts_clean(atoms)
+    return _CLEAN_STRUCTURES[key]
+
+
 def hop_from_migration_hop(
     hop: MigrationHop, *, min_length: float = DEFAULT_MIN_LENGTH, name: str | None = None
 ) -> Hop:
@@ -247,7 +275,8 @@ def hop_from_migration_hop(
     keep = np.arange(len(kept)) != k
     positions = lattice.get_cartesian_coords(frac_start)  # (N, 3)
     begin = positions[k].copy()
-    return Hop(
+    clean = structure_contacts_clean(base, symbols)  # the host is part of a supercell of `base`
+    return (Hop.in_checked_host if clean else Hop)(
         ion=ion,
         start=begin,
         end=begin + (esite.coords - isite.coords),

@@ -17,13 +17,13 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from ase_em.config import GraphConfig, ModelConfig, from_dict
 from ase_em.errors import ModelLoadError
-from ase_em.model.model import EmEnsemble
+
+if TYPE_CHECKING:
+    from ase_em.model.model import EmEnsemble
 
 DEFAULT_MODEL = "alignn-em-v1"
 # a screen's default: one network distilled from DEFAULT_MODEL's five members (one forward a
@@ -172,6 +172,10 @@ def load_model(name_or_dir: str | Path | None = None) -> LoadedModel:
             f"{weights}: checksum {digest[:12]}... does not match the card's "
             f"{str(card.get('sha256'))[:12]}...: the weights are corrupt or were replaced"
         )
+    import torch
+
+    from ase_em.model.model import EmEnsemble
+
     try:
         model_config = from_dict(ModelConfig, card["model"])
         graph_config = from_dict(GraphConfig, card["graph"])
@@ -203,6 +207,8 @@ def save_model(
     """
     from dataclasses import asdict
 
+    import torch
+
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     weights = out / "model.pt"
@@ -223,6 +229,8 @@ def atomic_save(obj: Any, path: Path) -> None:
 
     A run killed while saving leaves the previous file (or none), never half a checkpoint.
     """
+    import torch
+
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(obj, tmp)
     os.replace(tmp, path)

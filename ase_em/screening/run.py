@@ -163,7 +163,7 @@ def screen(
     """
     from tqdm import tqdm
 
-    from ase_em.screening.workers import run_dask, run_local
+    from ase_em.screening.workers import run_dask, run_local, start_worker_server
 
     t0 = time.perf_counter()
     if isinstance(inputs, (str, os.PathLike)):
@@ -177,6 +177,8 @@ def screen(
     from ase_em._runtime.folders import check_file_target
 
     check_file_target(db, role="--db")  # before any work: the results must have a place to go
+    if scheduler is None:
+        start_worker_server()  # the workers' imports overlap the reading of the inputs
     sources = expand_inputs(inputs)
     if keys is not None:
         sources = attach_keys(sources, read_keys_csv(keys, keys_id))

@@ -139,6 +139,20 @@ def worker_context() -> Any:
     return ctx
 
 
+def start_worker_server() -> None:
+    """Start the fork server of :func:`worker_context` now, in the background (Linux only).
+
+    Its imports (torch, pymatgen, pymatgen-analysis-diffusion: seconds) then run while this
+    process reads and hashes the inputs and opens the database, instead of after; the pool's
+    workers are forked from it as before. Elsewhere (spawned workers) it does nothing.
+    """
+    import multiprocessing.forkserver
+
+    ctx = worker_context()
+    if ctx.get_start_method() == "forkserver":
+        multiprocessing.forkserver.ensure_running()
+
+
 def _init_local(model: str | None, threads: int, log_level: int = logging.WARNING,
                 compile: str | None = None) -> None:
     """Initializer of a local worker (module-level so that it pickles); logs at the parent's level."""

@@ -409,3 +409,67 @@ def test_pairs_within_counts_two_atoms_at_one_place():
     i, j, d = pairs_within(atoms, 1.0)
     assert sorted(zip(i.tolist(), j.tolist())) == [(1, 2), (2, 1)]
     assert np.allclose(d, 0.0)
+
+
+# ---------------------------------------------------------------------- hosts checked once
+
+
+def _lfp_fields(hop: Hop, **changes) -> dict:
+    fields = dict(ion=hop.ion, start=hop.start, end=hop.end, host_symbols=hop.host_symbols,
+                  host_positions=hop.host_positions, cell=hop.cell, ion_index=hop.ion_index, name="lfp")
+    return {**fields, **changes}
+
+
+def test_contacts_clean_is_check_contacts():
+    """The one-shot verdict agrees with the checks that raise: clean crystals, an overlap, an anion pair."""
+    for cif in ("LiFePO4.cif", "LiCoO2.cif"):
+        atoms = read(EXAMPLES / "structures" / cif)
+        checks.check_contacts(atoms, cif)
+        assert checks.contacts_clean(atoms)
+    overlap = Atoms("LiOF", positions=[[1, 1, 1], [1.6, 1, 1], [5, 5, 5]], cell=np.eye(3) * 9, pbc=True)
+    anions = Atoms("LiSS", positions=[[1, 1, 1], [4, 4, 4], [5.12, 4, 4]], cell=np.eye(3) * 9, pbc=True)
+    for atoms in (overlap, anions):
+        with pytest.raises(ImplausibleHopError):
+            checks.check_contacts(atoms, "x")
+        assert not checks.contacts_clean(atoms)
+
+
+def test_a_hop_in_a_checked_host_is_the_constructors_hop(lfp_hop):
+    """Same hop, same path check; an ion site on a host atom gets the constructor's own message."""
+    fields = _lfp_fields(lfp_hop)
+    fast = Hop.in_checked_host(**fields)
+    assert fast == Hop(**fields)
+    assert fast.path_clearance == lfp_hop.path_clearance
+    o = int(np.flatnonzero(np.asarray(lfp_hop.host_symbols) == "O")[0])
+    near = lfp_hop.host_positions[o] + np.array([0.5, 0.0, 0.0])  # 0.5 A from an O: 0.26 of the Li-O sum
+    for where in ("start", "end"):
+        other = "end" if where == "start" else "start"
+        bad = _lfp_fields(lfp_hop, **{where: near, other: near + [2.9, 0, 0]})
+        with pytest.raises(ImplausibleHopError) as full:
+            Hop(**bad)
+        with pytest.raises(ImplausibleHopError) as fast_error:
+            Hop.in_checked_host(**bad)
+        assert str(fast_error.value) == str(full.value)
+        assert "host atom" in str(full.value) and "the Li ion at its" in str(full.value)
+
+
+def test_sites_clear_of_counts_every_periodic_image():
+    """A site 0.4 A from a host atom's image across the cell boundary overlaps; 1.5 A does not."""
+    cell = np.eye(3) * 6.0
+    host = np.array([[0.2, 3.0, 3.0], [3.0, 3.0, 3.0]])
+    numbers = np.array([8, 15])
+    assert not checks.sites_clear_of(host, numbers, np.array([[5.8, 3.0, 3.0]]), 3, cell)
+    assert checks.sites_clear_of(host, numbers, np.array([[4.5, 3.0, 3.0]]), 3, cell)  # 1.5 A from P
+
+
+def test_an_edited_structure_is_checked_afresh():
+    """The verdict is kept per content: moving one atom onto another changes it."""
+    from pymatgen.core import Structure
+
+    from ase_em.hops.migration_hop import structure_contacts_clean
+
+    s = Structure.from_file(EXAMPLES / "structures" / "LiCoO2.cif")
+    symbols = np.array([site.specie.symbol for site in s])
+    assert structure_contacts_clean(s, symbols)
+    s.translate_sites([1], s[0].frac_coords - s[1].frac_coords + 0.01, frac_coords=True)
+    assert not structure_contacts_clean(s, symbols)

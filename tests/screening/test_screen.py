@@ -407,3 +407,28 @@ def test_local_workers_come_from_a_fork_server_that_has_the_imports(monkeypatch)
     monkeypatch.setattr(sys, "platform", "darwin")
     assert worker_context().get_start_method() == "spawn"
     assert importlib.util.find_spec(PRELOAD) is not None
+
+
+def test_the_parent_starts_the_worker_server_before_reading_inputs_and_never_loads_torch(tmp_path):
+    """The workers' imports run while the parent hashes the inputs; the parent itself stays light."""
+    script = f"""
+import sys, multiprocessing.forkserver as fs
+import ase_em.screening.inputs as inputs
+from ase_em.screening import screen
+from ase_em.screening.run import _model_name
+seen = []
+real = inputs.expand_inputs
+def spy(x):
+    seen.append(fs._forkserver._forkserver_pid is not None)
+    raise SystemExit(0)
+import ase_em.screening.run as run
+run.expand_inputs = spy
+try:
+    screen([{str(EXAMPLES / "LiCoO2.cif")!r}], ions="Li", db={str(tmp_path / "s.db")!r})
+except SystemExit:
+    pass
+print(_model_name(None), seen, "torch" in sys.modules)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    linux = sys.platform.startswith("linux")
+    assert done.stdout.split() == ["alignn-em-v1", f"[{linux}]", "False"], done.stdout + done.stderr[-2000:]
