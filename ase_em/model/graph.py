@@ -103,7 +103,7 @@ def check_elements(symbols: list[str] | tuple[str, ...], where: str = "structure
     """
     from ase.data import atomic_numbers
 
-    bad = sorted({s for s in symbols if atomic_numbers.get(s, 0) > MAX_Z or s == "X"})
+    bad = sorted(s for s in set(symbols) if atomic_numbers.get(s, 0) > MAX_Z or s == "X")  # each element once
     if bad:
         raise UnsupportedElementError(
             f"{where}: element(s) {', '.join(bad)} have no atom features in the model "
@@ -122,7 +122,8 @@ def build_graph(band: Atoms, config: GraphConfig, *, n_ion_images: int = N_IMAGE
     Returns:
         The graph.
     """
-    check_elements(band.get_chemical_symbols(), "band")
+    if np.any((band.numbers > MAX_Z) | (band.numbers < 1)):  # the numbers first: no symbol list per band
+        check_elements(band.get_chemical_symbols(), "band")
     positions = torch.as_tensor(band.positions, dtype=torch.float64)  # (N, 3)
     lattice = torch.as_tensor(np.asarray(band.cell), dtype=torch.float64)  # (3, 3)
     z = torch.as_tensor(band.numbers, dtype=torch.long)
