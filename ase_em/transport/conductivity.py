@@ -57,8 +57,12 @@ def ion_charge(ion: str) -> int:
     return ION_CHARGES[symbol]
 
 
-def sigma_from_d(d_avg: float, network: RateNetwork, temperature: float) -> float:
-    """Nernst-Einstein conductivity (S/cm) of a diffusion coefficient ``d_avg`` (A^2/s) at T (K)."""
+def sigma_from_d(d_avg: float | np.ndarray, network: RateNetwork, temperature: float | np.ndarray
+                 ) -> float | np.ndarray:
+    """Nernst-Einstein conductivity (S/cm) of a diffusion coefficient ``d_avg`` (A^2/s) at T (K).
+
+    ``d_avg`` and ``temperature`` may be arrays that broadcast (the answer has their shape).
+    """
     n = network.carriers_per_cell / network.volume * 1e24  # ions per cm^3
     q = network.charge * ELEMENTARY_CHARGE
     return n * q * q * d_avg * 1e-16 / (K_B_J * temperature)
@@ -298,8 +302,7 @@ def conductivity(
     tensors = diffusion_tensors(network, solved_t, attempt_frequency, em_forward=fwd, open_directions=proj,
                                 site_energies=energy)[:, which_t.reshape(-1)]  # (S, T, 3, 3) A^2/s
     d_all = np.trace(tensors, axis1=2, axis2=3) / 3.0  # (S, T)
-    sigma_all = np.array([[sigma_from_d(dd, network, t) for dd, t in zip(row, all_t, strict=True)]
-                          for row in d_all])
+    sigma_all = sigma_from_d(d_all, network, all_t[None, :])  # (S, T), the scalar formula element by element
     d_avg, sigma = d_all[0], sigma_all[0]
     tensors = tensors[0]
     log_sigma = np.array([_log10(s) for s in sigma[:nt]])

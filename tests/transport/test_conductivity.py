@@ -116,3 +116,16 @@ def test_bad_settings():
     with pytest.raises(TransportError, match="default charge"):
         ion_charge("Xe")
     assert ion_charge("Li+") == 1 and ion_charge("Mg") == 2
+
+
+def test_the_draws_sigma_is_the_scalar_formula_bit_for_bit():
+    """sigma of every draw and temperature at once: each element as sigma_from_d gives it alone."""
+    from ase_em.transport.conductivity import sigma_from_d
+
+    net = cubic()
+    d = np.exp(np.random.default_rng(0).normal(size=(7, 5)) * 5)
+    temps = np.array([250.0, 300.0, 350.0, 400.0, 500.0])
+    together = sigma_from_d(d, net, temps[None, :])
+    assert together.shape == (7, 5)
+    assert all(together[i, j] == sigma_from_d(float(d[i, j]), net, float(temps[j]))
+               for i in range(7) for j in range(5))

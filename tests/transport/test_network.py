@@ -218,3 +218,21 @@ def test_batched_solves_match_one_at_a_time():
             one = diffusion_tensor(other, t, NU)
             assert np.allclose(batch[s, k], one, rtol=1e-10, atol=1e-300)
     assert np.trace(batch[0, 0]) < np.trace(batch[0, 2])  # hotter is faster: the rows are not mixed up
+
+
+def test_add_at_is_numpys_add_at_bit_for_bit():
+    """Parallel entries, repeated indices and cancelling pairs (a self-hop's +flow and -flow) sum
+    in np.add.at's order, so the corrector's right-hand side and adjacency are unchanged."""
+    from ase_em.transport.network import _add_at
+
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        n, p = int(rng.integers(1, 20)), int(rng.integers(0, 200))
+        index = rng.integers(0, n, p)
+        values = np.exp(rng.normal(size=(p, 4)) * 12) * rng.choice([-1.0, 1.0], size=(p, 4))
+        half = p // 2
+        index[half:2 * half] = index[:half]  # every value of the first half comes back, negated
+        values[half:2 * half] = -values[:half]
+        expected = np.zeros((n, 4))
+        np.add.at(expected, index, values)
+        assert np.array_equal(_add_at(index, values, n), expected)
