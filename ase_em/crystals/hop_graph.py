@@ -116,6 +116,17 @@ def primitive_cell(structure: Structure, symprec: float = 0.1) -> Structure:
     return prim
 
 
+LABEL_CACHE = "ase_em_edges_by_label"  # key of the label index in a graph's __networkx_cache__
+
+
+def _label_index(graph: Any) -> dict[Any, list[dict]]:
+    """hop_label -> the data dicts of its edges, in the graph's edge order."""
+    by_label: dict[Any, list[dict]] = {}
+    for _, _, d in graph.edges(data=True):
+        by_label.setdefault(d["hop_label"], []).append(d)
+    return by_label
+
+
 class HopGraph(MigrationGraph):
     """A ``MigrationGraph`` whose symmetry is computed once and whose hops are grouped fast.
 
@@ -188,15 +199,22 @@ class HopGraph(MigrationGraph):
             d.update(data)
 
     def _edges_by_label(self) -> dict[Any, list[dict]]:
-        """hop_label -> the data dicts of its edges, in the graph's edge order (kept per edge set)."""
+        """hop_label -> the data dicts of its edges, in the graph's edge order (kept per edge set).
+
+        Kept in the graph's ``__networkx_cache__``, which networkx (3.3 and later) empties at
+        every change of its nodes or edges; with an older networkx, kept while the number of
+        edges (a walk over the nodes to count) is unchanged.
+        """
         graph = self.m_graph.graph
+        cache = getattr(graph, "__networkx_cache__", None)
+        if isinstance(cache, dict):
+            if LABEL_CACHE not in cache:
+                cache[LABEL_CACHE] = _label_index(graph)
+            return cache[LABEL_CACHE]
         stamp = (id(graph), graph.number_of_edges())
         cached = getattr(self, "_by_label", None)
         if cached is None or cached[0] != stamp:
-            by_label: dict[Any, list[dict]] = {}
-            for _, _, d in graph.edges(data=True):
-                by_label.setdefault(d["hop_label"], []).append(d)
-            cached = self._by_label = (stamp, by_label)
+            cached = self._by_label = (stamp, _label_index(graph))
         return cached[1]
 
     @property

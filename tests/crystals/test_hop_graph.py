@@ -69,6 +69,16 @@ def test_data_goes_to_every_edge_of_a_label_as_pymatgen_puts_it(licoo2):
     got = [(u, v, d["hop_label"], d["em"], d["tag"]) for u, v, d in ours.m_graph.graph.edges(data=True)]
     want = [(u, v, d["hop_label"], d["em"], d["tag"]) for u, v, d in ref.m_graph.graph.edges(data=True)]
     assert got == want
+    # an edge added afterwards (networkx's API) gets the data of its label too, as in pymatgen
+    for mg in (ours, ref):
+        mg.m_graph.graph.add_edge(0, 0, to_jimage=(0, 0, 7), hop_label=labels[1])
+    ours.add_data_to_similar_edges(labels[1], {"em": 4.0})
+    MigrationGraph.add_data_to_similar_edges(ref, labels[1], {"em": 4.0})
+    got = [(u, v, d["hop_label"], d["em"]) for u, v, d in ours.m_graph.graph.edges(data=True)]
+    want = [(u, v, d["hop_label"], d["em"]) for u, v, d in ref.m_graph.graph.edges(data=True)]
+    assert got == want
+    added = [d for _, _, d in ours.m_graph.graph.edges(data=True) if d["to_jimage"] == (0, 0, 7)]
+    assert [d["em"] for d in added] == [4.0]
 
 
 def test_primitive_cell_of_a_supercell(lifepo4, lifepo4_1008):
