@@ -38,6 +38,7 @@ Sites of host species that are partly empty (an oxygen site at 0.9) are not ion 
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import time
@@ -63,20 +64,34 @@ MAX_SUPERCELL_ATOMS = 2000  # sites of the ordering supercell (average structure
 MAX_SECONDS = 600.0  # s: time allowed for one disordered structure
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Ordering:
     """One ordering of a disordered structure.
 
     Attributes:
-        structure: the ordered supercell (every site one species).
+        lattice: the supercell's lattice.
+        species: (N,) element of each site, in the order of pymatgen's
+            ``get_sorted_structure`` (electronegativity, then symbol).
+        frac_coords: (N, 3) the sites' fractional coordinates.
         seed: seed of the random generator that drew it.
         missing: atoms of the average composition that could not be placed without an
             overlap closer than the exclusion distance, by element.
     """
 
-    structure: Structure
+    lattice: Lattice
+    species: tuple[str, ...]
+    frac_coords: np.ndarray
     seed: int
     missing: dict[str, int]
+
+    @functools.cached_property
+    def structure(self) -> Structure:
+        """The ordered supercell (every site one species), built when first asked for.
+
+        The hop network reads the arrays: building a pymatgen ``Structure`` of a 400-site
+        supercell costs about 10 ms an ordering.
+        """
+        return Structure(self.lattice, list(self.species), self.frac_coords)
 
 
 def is_disordered(structure: Structure) -> bool:
@@ -272,25 +287,30 @@ def iter_orderings(
                                formula, k, dict(missing))
             species = full_symbols + [filled[i] for i in sorted(filled)]
             coords = sc_frac[full + sorted(filled)]  # (N, 3)
-            yield Ordering(_sorted_structure(sc.lattice, species, coords), seed + k, dict(missing))
+            ordered, frac = _sorted_sites(sc.lattice, species, coords)
+            yield Ordering(sc.lattice, ordered, frac, seed + k, dict(missing))
 
     return draw()
 
 
-def _sorted_structure(lattice: Lattice, species: list[str], frac_coords: np.ndarray) -> Structure:
-    """``Structure(lattice, species, frac_coords).get_sorted_structure()``, built once.
+def _sorted_sites(lattice: Lattice, species: list[str], frac_coords: np.ndarray
+                  ) -> tuple[tuple[str, ...], np.ndarray]:
+    """The sites of ``Structure(lattice, species, frac_coords).get_sorted_structure()``, as arrays.
 
     pymatgen sorts sites by (electronegativity, symbol) in a stable sort
-    (``Site.__lt__``); sorting the symbols by that key before building the structure gives
-    the same sites in the same order without building it twice (a quarter of the cost of
-    drawing an ordering). An element without an electronegativity (a noble gas) is left to
-    pymatgen's own sort.
+    (``Site.__lt__``); sorting the symbols by that key gives the same sites in the same
+    order without building a structure. An element without an electronegativity (a
+    noble gas) is left to pymatgen's own sort.
+
+    Returns:
+        (N,) the elements and (N, 3) the fractional coordinates, sorted.
     """
     x = {sym: Element(sym).X for sym in set(species)}
     if any(not np.isfinite(v) for v in x.values()):
-        return Structure(lattice, species, frac_coords).get_sorted_structure()
+        s = Structure(lattice, species, frac_coords).get_sorted_structure()
+        return tuple(site.specie.symbol for site in s), s.frac_coords
     order = sorted(range(len(species)), key=lambda i: (x[species[i]], species[i]))
-    return Structure(lattice, [species[i] for i in order], frac_coords[order])
+    return tuple(species[i] for i in order), frac_coords[order]
 
 
 def exclusion_radius(ion: str, exclusion: float = EXCLUSION) -> float:

@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from ase import Atoms
 from pymatgen.analysis.diffusion.neb.full_path_mapper import MigrationGraph
-from pymatgen.core import Element, Structure
+from pymatgen.core import Element, Lattice, Structure
 from pymatgen.util.coord import lattice_points_in_supercell
 
 from ase_em.config import NetworkOptions
@@ -324,12 +324,13 @@ def disordered_network(
             ordering = next(draws)
             missing[-1].append(ordering.missing)
             first_key = len(keys)
-            o = ordering.structure
-            symbols = np.array([s.specie.symbol for s in o])  # (N,)
+            o = ordering.lattice  # the ordering's arrays: no pymatgen Structure is built
+            symbols = np.array(ordering.species)  # (N,)
             is_ion = symbols == ion
-            frac, cart = o.frac_coords, o.cart_coords  # (N, 3) each; pymatgen builds them per call
+            frac = ordering.frac_coords  # (N, 3)
+            cart = o.get_cartesian_coords(frac)  # (N, 3), as pymatgen's sites compute them
             # every host is part of the ordering: its contacts are checked once, not per hop
-            clean = contacts_clean(Atoms(symbols.tolist(), positions=cart, cell=o.lattice.matrix, pbc=True))
+            clean = contacts_clean(Atoms(ordering.species, positions=cart, cell=o.matrix, pbc=True))
             hops: list[Hop] = []
             chosen = _choose_instances(o, cart, is_ion, instances, rng)
             for label, inst in zip(cell_labels, chosen, strict=True):
@@ -489,7 +490,7 @@ def _instances(
 
 
 def _choose_instances(
-    o: Structure,
+    o: Lattice,
     cart: np.ndarray,
     is_ion: np.ndarray,
     instances: list[tuple[np.ndarray, np.ndarray]],
@@ -498,7 +499,7 @@ def _choose_instances(
     """Start (Cartesian, A) and hop vector of the best instance of each hop in ordering ``o``.
 
     Args:
-        o: the ordering (supercell).
+        o: the ordering's lattice (supercell).
         cart: (N, 3) its atoms' Cartesian coordinates (A).
         is_ion: (N,) which atoms of ``o`` are the migrating ion.
         instances: per hop, the starts and vectors of :func:`_instances`.
@@ -519,7 +520,7 @@ def _choose_instances(
     # than the rest of an ordering's bands
     host_on, ion_at_start, end_empty = np.zeros(n, bool), np.zeros(n, bool), np.ones(n, bool)
     for points, at_start in ((starts_a, True), (ends_a, False)):
-        inst, atom, _, dist = points_near(cart, points, o.lattice.matrix,
+        inst, atom, _, dist = points_near(cart, points, o.matrix,
                                           max(HOST_TOLERANCE, MERGE_RADIUS) + 1e-6)
         host_on[inst[(dist < HOST_TOLERANCE) & ~is_ion[atom]]] = True
         if at_start:
@@ -541,10 +542,10 @@ def _choose_instances(
 
 
 def _band_hop(
-    o: Structure, frac: np.ndarray, cart: np.ndarray, symbols: np.ndarray, is_ion: np.ndarray, ion: str,
+    o: Lattice, frac: np.ndarray, cart: np.ndarray, symbols: np.ndarray, is_ion: np.ndarray, ion: str,
     start: np.ndarray, vector: np.ndarray, name: str, clean: bool = False,
 ) -> Hop:
-    """The vacancy-mode hop in ordering ``o``.
+    """The vacancy-mode hop in the ordering on lattice ``o``.
 
     ``frac``, ``cart`` (N, 3) and ``symbols`` (N,) are the ordering's atoms' fractional and
     Cartesian coordinates and elements, read once per ordering. The ion at ``start``; every
@@ -553,8 +554,8 @@ def _band_hop(
     sites, such as P2-NaxCoO2's Na 2d site 1.64 A from a 2b site). ``clean``: the ordering
     passed :func:`ase_em.hops.checks.contacts_clean` (the host is part of it).
     """
-    ends = o.lattice.get_fractional_coords(np.vstack([start, start + vector]))  # (2, 3)
-    d = o.lattice.get_all_distances(ends, frac)  # (2, N)
+    ends = o.get_fractional_coords(np.vstack([start, start + vector]))  # (2, 3)
+    d = o.get_all_distances(ends, frac)  # (2, N)
     keep = ~(is_ion & (d < exclusion_radius(ion)).any(0))  # (N,)
     return (Hop.in_checked_host if clean else Hop)(
         ion=ion,
@@ -562,7 +563,7 @@ def _band_hop(
         end=np.asarray(start + vector, float),
         host_symbols=tuple(symbols[keep].tolist()),
         host_positions=cart[keep].copy(),
-        cell=o.lattice.matrix.copy(),
+        cell=o.matrix.copy(),
         ion_index=0,
         name=name,
     )

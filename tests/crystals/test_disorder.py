@@ -277,13 +277,16 @@ def test_p2_network_has_no_overlap_blocked_hop(tiny_predictor):
 @pytest.mark.parametrize("symbols", [["O", "Li", "La", "Ti", "O", "Li", "Zr", "La", "O", "Ta"],
                                      ["Cl", "Li", "Ar", "Li", "Cl"]])  # Ar: no electronegativity
 def test_orderings_are_sorted_as_pymatgen_sorts_sites(symbols):
-    from ase_em.crystals.disorder import _sorted_structure
+    from ase_em.crystals.disorder import Ordering, _sorted_sites
 
     rng = np.random.default_rng(3)
     species = [symbols[i] for i in rng.integers(0, len(symbols), 40)]
     coords = rng.random((40, 3))
-    lattice = Lattice.cubic(9.0)
-    ours = _sorted_structure(lattice, species, coords)
+    lattice = Lattice.from_parameters(9.0, 8.5, 10.2, 81.0, 97.0, 101.0)
+    ours = Ordering(lattice, *_sorted_sites(lattice, species, coords), seed=0, missing={})
     theirs = Structure(lattice, species, coords).get_sorted_structure()
-    assert [s.species_string for s in ours] == [s.species_string for s in theirs]
+    assert list(ours.species) == [s.species_string for s in theirs]
     assert np.array_equal(ours.frac_coords, theirs.frac_coords)
+    # the arrays the hop network reads are those of the structure, bit for bit
+    assert np.array_equal(ours.lattice.get_cartesian_coords(ours.frac_coords), theirs.cart_coords)
+    assert ours.structure == theirs and ours.structure is ours.structure  # built once, when asked
