@@ -51,6 +51,7 @@ from pymatgen.core import Element, Lattice, Structure
 
 from ase_em.errors import DisorderError
 from ase_em.hops import checks
+from ase_em.hops.site_arithmetic import site_products
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +93,14 @@ class Ordering:
         supercell costs about 10 ms an ordering.
         """
         return Structure(self.lattice, list(self.species), self.frac_coords)
+
+    @functools.cached_property
+    def cart_coords(self) -> np.ndarray:
+        """(N, 3) the sites' Cartesian coordinates (A), those of :attr:`structure` bit for bit.
+
+        Computed as pymatgen's sites compute them (:func:`ase_em.hops.site_arithmetic.site_products`).
+        """
+        return site_products(self.frac_coords, self.lattice.matrix)
 
 
 def is_disordered(structure: Structure) -> bool:

@@ -328,7 +328,7 @@ def disordered_network(
             symbols = np.array(ordering.species)  # (N,)
             is_ion = symbols == ion
             frac = ordering.frac_coords  # (N, 3)
-            cart = o.get_cartesian_coords(frac)  # (N, 3), as pymatgen's sites compute them
+            cart = ordering.cart_coords  # (N, 3)
             # every host is part of the ordering: its contacts are checked once, not per hop
             clean = contacts_clean(Atoms(ordering.species, positions=cart, cell=o.matrix, pbc=True))
             hops: list[Hop] = []

@@ -38,6 +38,7 @@ from ase_em.config import NetworkOptions
 from ase_em.errors import VacancySupercellError
 from ase_em.hops import checks
 from ase_em.hops.hop import Hop
+from ase_em.hops.site_arithmetic import site_products
 
 DEFAULT_MIN_LENGTH = NetworkOptions.min_length  # A: smallest perpendicular width of the vacancy supercell
 PATH_MARGIN = 1.0  # A: the supercell widths are also at least 2 * hop length + this
@@ -138,9 +139,9 @@ def supercell_sites(frac: np.ndarray, lattice: Lattice, sc_mat: np.ndarray) -> t
     sc = np.array(sc_mat, int)
     new_lattice = Lattice(np.dot(sc, lattice.matrix), pbc=lattice.pbc)
     cart_lattice = new_lattice.get_cartesian_coords(lattice_points_in_supercell(sc))  # (T, 3)
-    cart = lattice.get_cartesian_coords(frac)  # (N, 3)
+    cart = site_products(frac, lattice.matrix)  # (N, 3), as each site's .coords
     coords = (cart[:, None, :] + cart_lattice[None, :, :]).reshape(-1, 3)
-    return np.mod(new_lattice.get_fractional_coords(coords), 1.0), new_lattice
+    return np.mod(site_products(coords, new_lattice.inv_matrix), 1.0), new_lattice
 
 
 def vacancy_start_arrays(
