@@ -274,7 +274,7 @@ def hop_from_migration_hop(
             f"({kept[k]}); not an occupied {ion} site"
         )
     keep = np.arange(len(kept)) != k
-    positions = lattice.get_cartesian_coords(frac_start)  # (N, 3)
+    positions = site_products(frac_start, lattice.matrix)  # (N, 3), as the start structure's cart_coords
     begin = positions[k].copy()
     clean = structure_contacts_clean(base, symbols)  # the host is part of a supercell of `base`
     return (Hop.in_checked_host if clean else Hop)(
@@ -355,7 +355,7 @@ def hop_with_empty_sites(hop, *, min_length: float | None = None, name: str | No
         drop.add(j)
     keep = np.ones(len(big_frac), bool)
     keep[list(drop)] = False
-    positions = big_lattice.get_cartesian_coords(big_frac)  # (N, 3), as Structure.cart_coords
+    positions = site_products(big_frac, big_lattice.matrix)  # (N, 3), as Structure.cart_coords
     return Hop(
         ion=ion,
         start=positions[k].copy(),

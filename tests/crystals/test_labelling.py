@@ -218,6 +218,26 @@ def test_vacancy_start_structure_is_pymatgens(name):
         np.testing.assert_array_equal(ours.lattice.matrix, theirs.lattice.matrix)
 
 
+@pytest.mark.parametrize("name", ["LiFePO4.cif", "LiCoO2.cif"])
+def test_vacancy_hop_positions_are_the_start_structures_bit_for_bit(name):
+    # the hop's atoms (ion put back at its index) are pymatgen's per-site Cartesian coordinates
+    from ase_em.hops.migration_hop import (
+        DEFAULT_MIN_LENGTH,
+        PATH_MARGIN,
+        SITE_TOLERANCE,
+        vacancy_start_structure,
+    )
+
+    structure = Structure.from_file(EXAMPLES / "structures" / name)
+    for d in MigrationGraph.with_distance(structure, "Li", 5.0).unique_hops.values():
+        mh = d["hop"]
+        hop = hop_from_migration_hop(mh)
+        sc = supercell_matrix(mh.symm_structure.lattice, max(DEFAULT_MIN_LENGTH, 2 * mh.length + PATH_MARGIN))
+        start, _ = vacancy_start_structure(mh.esite, mh.symm_structure, sc.tolist(), tol=SITE_TOLERANCE)
+        atoms = np.insert(hop.host_positions, hop.ion_index, hop.start, axis=0)  # (N, 3)
+        assert np.array_equal(atoms, start.cart_coords)
+
+
 def test_old_migration_graph_names_still_import_with_a_deprecation_warning():
     from ase_em.hops.migration_hop import hop_from_migration_hop
 
