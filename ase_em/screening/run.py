@@ -76,23 +76,24 @@ def _resumed_model(done: dict[tuple[str, str], tuple[str, str, str, int]]) -> st
     return SCREEN_MODEL
 
 
-# Units per local worker from which the workers compile the model from their first hop rather
-# than after ase_em.predictor.COMPILE_AFTER_HOPS: a unit of the OBELiX screen predicts 29
-# bands on average, and compiling (about 3 CPU s once its kernels are on disk) saves 2.7 ms a
-# band of an OBELiX ordering (8.5 -> 5.8 ms, distilled model, one thread), so it pays after
-# 1,100-1,800 bands; the 1,000 bands before the automatic switch cost about 3 s a worker.
-COMPILE_UNITS_PER_WORKER = 60
+# Units per local worker from which the workers compile the model from their first hop; below
+# it they never compile. With the distilled model the forward is a third of a unit's CPU, and
+# compiling saves about 14 ms a unit of the OBELiX screen (254 CIFs in one process, one thread:
+# 85.3 -> 81.8 CPU s after the first unit), against about 2 CPU s to compile once the kernels
+# are on disk and 17 s the first time on a machine (docs/benchmarks.md): it pays after about
+# 140 units a worker when warm and 1,200 when cold. The 254-CIF screen with 2 workers (127
+# each) took 49.6 s twice without compiling and 53.6 and 51.3 s compiling from its first hop.
+COMPILE_UNITS_PER_WORKER = 1500
 
 
 def screen_compile_mode(n_units: int, n_workers: int) -> str | None:
-    """"always" when each local worker has at least :data:`COMPILE_UNITS_PER_WORKER` units, else None.
+    """The local workers' compile mode: "always" from :data:`COMPILE_UNITS_PER_WORKER` units a worker, else "never".
 
-    None leaves the predictor's own rule (``ASE_EM_COMPILE``, else compiling after
-    ``COMPILE_AFTER_HOPS`` hops); a set ``ASE_EM_COMPILE`` always wins.
+    None (the predictor's own rule) when ``ASE_EM_COMPILE`` is set: the user's setting wins.
     """
     if os.environ.get("ASE_EM_COMPILE"):
         return None
-    return "always" if n_units >= COMPILE_UNITS_PER_WORKER * n_workers else None
+    return "always" if n_units >= COMPILE_UNITS_PER_WORKER * n_workers else "never"
 
 
 def screen(

@@ -384,13 +384,14 @@ def test_rows_carry_the_conductivity_and_rank_by_it(reference, tmp_path, one_tor
     assert len(sigma) == 3 and sigma == sorted(sigma, reverse=True)  # highest conductivity first
 
 
-def test_large_screens_compile_their_workers_from_the_first_hop(monkeypatch):
+def test_only_long_screens_compile_their_workers(monkeypatch):
     from ase_em.screening.run import COMPILE_UNITS_PER_WORKER, screen_compile_mode
     from ase_em.screening.work import get_predictor
 
     monkeypatch.delenv("ASE_EM_COMPILE", raising=False)
     assert screen_compile_mode(COMPILE_UNITS_PER_WORKER * 2, 2) == "always"
-    assert screen_compile_mode(COMPILE_UNITS_PER_WORKER * 2 - 1, 2) is None  # the predictor's own rule
+    assert screen_compile_mode(COMPILE_UNITS_PER_WORKER * 2 - 1, 2) == "never"  # not after 1000 hops either
+    assert screen_compile_mode(254, 2) == "never"  # the OBELiX screen: compiling costs more than it saves
     monkeypatch.setenv("ASE_EM_COMPILE", "never")
     assert screen_compile_mode(10_000, 2) is None  # the user's setting wins
     assert get_predictor(None, 1, "never").compile == "never"  # what a worker is given, it loads
