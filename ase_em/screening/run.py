@@ -87,7 +87,7 @@ COMPILE_UNITS_PER_WORKER = 1500
 
 
 def screen_compile_mode(n_units: int, n_workers: int) -> str | None:
-    """The local workers' compile mode: "always" from :data:`COMPILE_UNITS_PER_WORKER` units a worker, else "never".
+    """The local workers' compile mode: "always" from :data:`COMPILE_UNITS_PER_WORKER` a worker, else "never".
 
     None (the predictor's own rule) when ``ASE_EM_COMPILE`` is set: the user's setting wins.
     """

@@ -230,25 +230,27 @@ def _solve_laplacian(a: np.ndarray, g: np.ndarray, b: np.ndarray) -> np.ndarray:
     if len(a) > GTH_ROWS:  # row by row independent: the same numbers, a working set nearer the cache
         return np.concatenate([_solve_laplacian(a[i:i + GTH_ROWS], g[i:i + GTH_ROWS], b[i:i + GTH_ROWS])
                                for i in range(0, len(a), GTH_ROWS)])
-    a, g, b = a.copy(), g.astype(float).copy(), b.astype(float).copy()
-    m = g.shape[1]
+    n_rows, m = g.shape
+    # the grounded conductances and the right-hand side ride along as 4 more columns, so one
+    # update per step eliminates all three, with the same operations as separate ones
+    ext = np.empty((n_rows, m, m + 4))
+    ext[:, :, :m], ext[:, :, m], ext[:, :, m + 1:] = a, g, b
     pivots = np.empty(g.shape)
     for k in range(m):
         r = slice(k + 1, m)
-        pivots[:, k] = a[:, k, r].sum(axis=-1) + g[:, k]
-        col = a[:, r, k] / pivots[:, k, None]  # (B, m-k-1)
-        a[:, r, r] += col[:, :, None] * a[:, None, k, r]
-        rest = np.arange(k + 1, m)
-        a[:, rest, rest] = 0.0  # self-links drop out; pivots are rebuilt from the links
-        g[:, r] += col * g[:, k, None]
-        b[:, r] += col[:, :, None] * b[:, k, None, :]
+        pivots[:, k] = ext[:, k, r].sum(axis=-1) + ext[:, k, m]
+        col = ext[:, r, k] / pivots[:, k, None]  # (B, m-k-1)
+        # the self-links (diagonal) this adds to are never read: the pivots are rebuilt from the links
+        ext[:, r, k + 1:] += col[:, :, None] * ext[:, None, k, k + 1:]
+    a, b = ext[:, :, :m], ext[:, :, m + 1:]
     x = np.zeros_like(b)
     for k in range(m - 1, -1, -1):
         x[:, k] = (b[:, k] + np.einsum("bj,bjc->bc", a[:, k, k + 1:], x[:, k + 1:])) / pivots[:, k, None]
     return x
 
 
-def _tree_translations(n: int, u: np.ndarray, v: np.ndarray, d: np.ndarray, c: np.ndarray) -> np.ndarray:
+def _tree_translations(n: int, u: np.ndarray, v: np.ndarray, d: np.ndarray, c: np.ndarray,
+                       order: np.ndarray | None = None, n_links: int | None = None) -> np.ndarray:
     """(m, 3) lattice translation of each hop relative to unwrapped positions along a spanning forest.
 
     The forest takes the strongest links first (Kruskal, largest conductance first); each site
@@ -256,6 +258,10 @@ def _tree_translations(n: int, u: np.ndarray, v: np.ndarray, d: np.ndarray, c: n
     0 on the forest and the net translation of the cycle the hop closes elsewhere. Written in
     ``T`` the corrector equations carry no large terms that cancel: only hops that close a
     cycle drive the solve, and none of them is stronger than the forest links of its cycle.
+
+    ``order``: the hops by decreasing ``c``, stable (``np.argsort(-c, kind="stable")``), and
+    ``n_links``: the links of a spanning forest (sites less connected parts), when the caller
+    already has them.
     """
     parent = list(range(n))
 
@@ -267,13 +273,19 @@ def _tree_translations(n: int, u: np.ndarray, v: np.ndarray, d: np.ndarray, c: n
 
     nbrs: list[list[tuple[int, int]]] = [[] for _ in range(n)]
     tree = np.zeros(len(u), bool)
-    for e in np.argsort(-c, kind="stable"):
-        ru, rv = find(int(u[e])), find(int(v[e]))
+    # a forest of the connected parts has n - parts links: the hops after its last one close cycles
+    links_left = n - int(_parts(n, u, v).max(initial=-1)) - 1 if n_links is None else n_links
+    uu, vv = u.tolist(), v.tolist()
+    for e in (np.argsort(-c, kind="stable") if order is None else order).tolist():
+        if links_left == 0:
+            break
+        ru, rv = find(uu[e]), find(vv[e])
         if ru != rv:
             parent[ru] = rv
             tree[e] = True
-            nbrs[u[e]].append((int(v[e]), int(e)))
-            nbrs[v[e]].append((int(u[e]), -int(e) - 1))
+            nbrs[uu[e]].append((vv[e], e))
+            nbrs[vv[e]].append((uu[e], -e - 1))
+            links_left -= 1
     pos = np.zeros((n, 3))
     seen = np.zeros(n, bool)
     for root in range(n):
@@ -301,7 +313,10 @@ def _corrected_tensors(n: int, u: np.ndarray, v: np.ndarray, d: np.ndarray, c: n
     """
     out = np.zeros((len(c), 3, 3))
     live = c > 0
-    patterns, which = np.unique(live, axis=0, return_inverse=True)
+    if (live == live[:1]).all():  # the usual case, every row with the same live hops: np.unique's rows are slow
+        patterns, which = live[:1], np.zeros(len(c), dtype=np.intp)
+    else:
+        patterns, which = np.unique(live, axis=0, return_inverse=True)
     step = max(1, BATCH_ELEMENTS // max(n * n, 1))
     for p, pattern in enumerate(patterns):
         rows = np.flatnonzero(which.reshape(-1) == p)
@@ -337,10 +352,12 @@ def _corrected_live(n: int, u: np.ndarray, v: np.ndarray, d: np.ndarray, c: np.n
     b, m = c.shape
     trans = np.empty((b, m, 3))
     forests: dict[bytes, np.ndarray] = {}
+    part = _parts(n, u, v)
+    n_links = n - int(part.max(initial=-1)) - 1
     for row, order in enumerate(np.argsort(-c, axis=1, kind="stable")):
         key = order.tobytes()
         if key not in forests:
-            forests[key] = _tree_translations(n, u, v, d, c[row])
+            forests[key] = _tree_translations(n, u, v, d, c[row], order, n_links)
         trans[row] = forests[key]
     ring = u != v  # periodic self-hops carry no corrector term
     cr = c[:, ring].T  # (m', B)
@@ -352,7 +369,6 @@ def _corrected_live(n: int, u: np.ndarray, v: np.ndarray, d: np.ndarray, c: np.n
     rhs = rhs.reshape(n, b, 3).transpose(1, 0, 2)
     # (degree - adjacency) phi = b, b_i = sum_j c_ij T_ij: that is sum_j c_ij (phi_j - phi_i + T_ij) = 0
     phi = np.zeros((b, n, 3))
-    part = _parts(n, u, v)
     for p in np.unique(part):
         idx = np.flatnonzero(part == p)
         if len(idx) == 1:
