@@ -313,7 +313,7 @@ def _corrected_tensors(n: int, u: np.ndarray, v: np.ndarray, d: np.ndarray, c: n
     """
     out = np.zeros((len(c), 3, 3))
     live = c > 0
-    if (live == live[:1]).all():  # the usual case, every row with the same live hops: np.unique's rows are slow
+    if (live == live[:1]).all():  # the usual case: one set of live hops (np.unique of rows is slow)
         patterns, which = live[:1], np.zeros(len(c), dtype=np.intp)
     else:
         patterns, which = np.unique(live, axis=0, return_inverse=True)
