@@ -378,7 +378,7 @@ def _corrected_live(n: int, u: np.ndarray, v: np.ndarray, d: np.ndarray, c: np.n
             continue
         ground, free = idx[0], idx[1:]  # phi is defined up to a constant per part
         a = adj[np.ix_(rows, free, free)]
-        g = adj[rows][:, free, ground]
+        g = adj[rows, :, ground][:, free]
         pos_a = np.where(a > 0, a, np.inf).min(axis=(1, 2))
         pos_g = np.where(g > 0, g, np.inf).min(axis=1)
         top = np.maximum(a.max(axis=(1, 2)), g.max(axis=1))
