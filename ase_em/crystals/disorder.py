@@ -231,22 +231,24 @@ def iter_orderings(
             f"{formula}: the ordering supercell would have {size} sites, more than the cap of "
             f"{max_atoms} (use a smaller max_distance or min_length, or order the structure yourself)"
         )
-    sc = structure.copy()
-    sc.make_supercell(m)
-    partial = [i for i, site in enumerate(sc) if not site.is_ordered]
-    full = [i for i, site in enumerate(sc) if site.is_ordered]
-    is_partial = np.zeros(len(sc), bool)
+    sc_lattice, sc_frac, sc_cart, prim = _supercell_arrays(structure, m)
+    site_species = [site.species for site in structure]  # of each site of the unit cell
+    prim_ordered = [site.is_ordered for site in structure]
+    partial = [i for i, p in enumerate(prim) if not prim_ordered[p]]
+    full = [i for i, p in enumerate(prim) if prim_ordered[p]]
+    is_partial = np.zeros(len(prim), bool)
     is_partial[partial] = True
     # Conflicts within the exclusion distance between sites that share a species (split
     # sites), closer than OVERLAP whatever they hold, or closer than the overlap limit of
     # the input checks for any pair of species they can hold (checks.overlap_limit: P2
     # NaxCoO2's Na 2b and 2d sites, 1.64 A apart). A partial site in conflict with a
     # fully occupied site stays empty; two partial sites in conflict are never both filled.
-    symbols = [[sp.symbol for sp in site.species] for site in sc]
+    prim_symbols = [[sp.symbol for sp in species] for species in site_species]
+    symbols = [prim_symbols[p] for p in prim]
     elements = sorted({x for row in symbols for x in row})
     limits = {(x, y): checks.overlap_limit(x, y) for x in elements for y in elements}
     cutoff = max(exclusion, OVERLAP, max(limits.values()))
-    centers, points, _, dist = sc.get_neighbor_list(cutoff)
+    centers, points, dist = _neighbor_list(sc_cart, sc_lattice, cutoff)
     blocked_by_full: set[int] = set()
     near: dict[int, list[int]] = defaultdict(list)
     for a, b, d in zip(centers.tolist(), points.tolist(), dist.tolist(), strict=True):
@@ -262,12 +264,11 @@ def iter_orderings(
             blocked_by_full.add(a)
     orbits: dict[tuple, list[int]] = defaultdict(list)
     for i in partial:
-        key = tuple(sorted((sp.symbol, round(x, 4)) for sp, x in sc[i].species.items()))
+        key = tuple(sorted((sp.symbol, round(x, 4)) for sp, x in site_species[prim[i]].items()))
         orbits[key].append(i)
     quota = {key: _largest_remainder(key, len(members)) for key, members in orbits.items()}
     orbit_of = {i: key for key, members in orbits.items() for i in members}
-    sc_frac = sc.frac_coords  # (N, 3)
-    full_symbols = [sc[i].specie.symbol for i in full]
+    full_symbols = [prim_symbols[prim[i]][0] for i in full]
 
     def draw() -> Iterator[Ordering]:
         for k in itertools.count():
@@ -296,10 +297,53 @@ def iter_orderings(
                                formula, k, dict(missing))
             species = full_symbols + [filled[i] for i in sorted(filled)]
             coords = sc_frac[full + sorted(filled)]  # (N, 3)
-            ordered, frac = _sorted_sites(sc.lattice, species, coords)
-            yield Ordering(sc.lattice, ordered, frac, seed + k, dict(missing))
+            ordered, frac = _sorted_sites(sc_lattice, species, coords)
+            yield Ordering(sc_lattice, ordered, frac, seed + k, dict(missing))
 
     return draw()
+
+
+def _supercell_arrays(structure: Structure, matrix: np.ndarray
+                      ) -> tuple[Lattice, np.ndarray, np.ndarray, list[int]]:
+    """``structure.make_supercell(matrix)``'s sites as arrays.
+
+    Returns the lattice, (N, 3) fractional and Cartesian coordinates, and (N,) the unit-cell
+    site each comes from. pymatgen's own arithmetic (:func:`ase_em.hops.migration_hop.supercell_sites`, which
+    builds no ``PeriodicSite``: 10-30 ms a supercell of a few hundred sites), in its order:
+    every lattice point of the supercell for the first site, then for the next. A cell
+    that is not periodic in all three directions is left to pymatgen.
+    """
+    from ase_em.hops.migration_hop import supercell_sites
+
+    lattice = structure.lattice
+    if not all(lattice.pbc):
+        sc = structure.copy()
+        sc.make_supercell(matrix)
+        n_cells = len(sc) // len(structure)
+        return sc.lattice, sc.frac_coords, sc.cart_coords, [i // n_cells for i in range(len(sc))]
+    frac, sc_lattice = supercell_sites(structure.frac_coords, lattice, matrix, cart=structure.cart_coords)
+    # make_supercell folds the sites into the cell once more (PeriodicSite.to_unit_cell): a
+    # coordinate that the first fold rounded up to 1.0 becomes 0.0
+    frac = np.mod(frac, 1.0)
+    n_cells = len(frac) // len(structure)
+    return sc_lattice, frac, site_products(frac, sc_lattice.matrix), [i // n_cells for i in range(len(frac))]
+
+
+def _neighbor_list(cart: np.ndarray, lattice: Lattice, cutoff: float
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``Structure.get_neighbor_list(cutoff)`` of sites at ``cart`` (A) in ``lattice``, on arrays.
+
+    (center, neighbour, distance): pymatgen's search with its arguments and its self-pair rule.
+    """
+    from pymatgen.optimization.neighbors import find_points_in_spheres
+
+    cart = np.ascontiguousarray(cart, dtype=float)
+    centers, points, _, dist = find_points_in_spheres(
+        cart, cart, r=float(cutoff), pbc=np.ascontiguousarray(lattice.pbc, dtype=np.int64),
+        lattice=np.ascontiguousarray(lattice.matrix, dtype=float), tol=1e-8,
+    )
+    keep = ~((centers == points) & (dist <= 1e-8))
+    return centers[keep], points[keep], dist[keep]
 
 
 def _sorted_sites(lattice: Lattice, species: list[str], frac_coords: np.ndarray

@@ -117,7 +117,8 @@ def snap_to_site(site: PeriodicSite, structure: Structure, tol: float, what: str
     return PeriodicSite(site.species, fc[k] + image, structure.lattice)
 
 
-def supercell_sites(frac: np.ndarray, lattice: Lattice, sc_mat: np.ndarray) -> tuple[np.ndarray, Lattice]:
+def supercell_sites(frac: np.ndarray, lattice: Lattice, sc_mat: np.ndarray, cart: np.ndarray | None = None
+                    ) -> tuple[np.ndarray, Lattice]:
     """Fractional coordinates of ``Structure.__mul__``'s supercell, on arrays.
 
     pymatgen's arithmetic, in its order: each site's Cartesian position plus every lattice
@@ -130,6 +131,10 @@ def supercell_sites(frac: np.ndarray, lattice: Lattice, sc_mat: np.ndarray) -> t
         frac: (N, 3) fractional coordinates on ``lattice``.
         lattice: the unit cell.
         sc_mat: (3, 3) integer supercell matrix.
+        cart: (N, 3) the sites' Cartesian positions as their ``PeriodicSite``s hold them (a site
+            made from Cartesian coordinates keeps those, which can differ from ``frac``
+            times the lattice in the last bit); default: computed from ``frac`` as a site
+            made from fractional coordinates computes them.
 
     Returns:
         (N * T, 3) fractional coordinates on the supercell lattice (T cells), and that lattice.
@@ -139,7 +144,8 @@ def supercell_sites(frac: np.ndarray, lattice: Lattice, sc_mat: np.ndarray) -> t
     sc = np.array(sc_mat, int)
     new_lattice = Lattice(np.dot(sc, lattice.matrix), pbc=lattice.pbc)
     cart_lattice = new_lattice.get_cartesian_coords(lattice_points_in_supercell(sc))  # (T, 3)
-    cart = site_products(frac, lattice.matrix)  # (N, 3), as each site's .coords
+    if cart is None:
+        cart = site_products(frac, lattice.matrix)  # (N, 3), as each site's .coords
     coords = (cart[:, None, :] + cart_lattice[None, :, :]).reshape(-1, 3)
     return np.mod(site_products(coords, new_lattice.inv_matrix), 1.0), new_lattice
 

@@ -290,3 +290,28 @@ def test_orderings_are_sorted_as_pymatgen_sorts_sites(symbols):
     # the arrays the hop network reads are those of the structure, bit for bit
     assert np.array_equal(ours.cart_coords, theirs.cart_coords)
     assert ours.structure == theirs and ours.structure is ours.structure  # built once, when asked
+
+
+@pytest.mark.parametrize("matrix", [[[2, 0, 0], [0, 2, 0], [0, 0, 3]], [[1, 1, 0], [-1, 1, 0], [0, 0, 2]]])
+def test_supercell_arrays_are_make_supercells_sites_bit_for_bit(matrix):
+    """The orderings' supercell on arrays: pymatgen's sites, lattice and order, including a site
+    at -1e-17 (folded to 1.0 once, then to 0.0 by make_supercell's second fold) and sites
+    made from Cartesian coordinates."""
+    from pymatgen.core import Lattice, Structure
+
+    from ase_em.crystals.disorder import _supercell_arrays
+
+    lattice = Lattice([[5.1, 0.0, 0.0], [0.3, 4.7, 0.0], [0.2, -0.4, 6.3]])
+    frac = np.array([[0.5, 0.5, -1e-17], [0.0, 0.0, 0.5], [0.25, 0.75, 0.1], [0.9, 0.1, 0.6]])
+    species = [{"Li": 0.5, "Na": 0.25}, "O", {"La": 0.5}, "Zr"]
+    made = {"fractional": Structure(lattice, species, frac),
+            "cartesian": Structure(lattice, species, frac @ lattice.matrix, coords_are_cartesian=True)}
+    for structure in made.values():
+        sc = structure.copy()
+        sc.make_supercell(matrix)
+        sc_lattice, sc_frac, sc_cart, prim = _supercell_arrays(structure, np.array(matrix))
+        assert np.array_equal(sc_lattice.matrix, sc.lattice.matrix)
+        assert np.array_equal(sc_frac, sc.frac_coords)
+        assert np.array_equal(sc_cart, sc.cart_coords)
+        assert [structure[p].species for p in prim] == [site.species for site in sc]
+    assert (sc_frac == 0.0).any() and not (sc_frac == 1.0).any()
