@@ -178,3 +178,83 @@ def test_a_hop_measures_its_path_once_for_the_check_and_the_grey_flag(monkeypatc
     reason = _path_grey_zone(hop)
     assert len(calls) == 1 and hop.path_clearance.distance == pytest.approx(0.9)
     assert reason is not None and "0.90 A from host atom 1 (O)" in reason
+
+
+def _every_image_clearance(hop) -> tuple:
+    """The clearance over every host atom and every lattice shift (the search before it was
+    narrowed to the images near the path): ratio, distance, atom, fraction, bond, and the
+    ratio and atom of the ion's own element."""
+    import itertools
+    import math
+
+    host, cell = np.asarray(hop.host_positions, float), np.asarray(hop.cell, float)
+    d = hop.end - hop.start
+    mid, half = 0.5 * (hop.start + hop.end), 0.5 * float(np.linalg.norm(d))
+    frac = np.linalg.solve(cell.T, (host - mid).T).T
+    frac -= np.round(frac)
+    faces = np.cross(cell[[1, 2, 0]], cell[[2, 0, 1]])
+    widths = abs(float(np.linalg.det(cell))) / np.linalg.norm(faces, axis=1)
+    reach = 6.0
+    while True:
+        n = np.ceil((half + reach) / widths).astype(int)
+        shifts = np.array(list(itertools.product(*(range(-k, k + 1) for k in n))), float)
+        rel = (frac[:, None, :] + shifts[None, :, :]) @ cell
+        t = np.clip((rel @ d) / float(d @ d) + 0.5, 0.0, 1.0)
+        dist = np.linalg.norm(rel - (t[..., None] - 0.5) * d, axis=2)
+        bond = min(float(np.linalg.norm(rel + 0.5 * d, axis=2).min()),
+                   float(np.linalg.norm(rel - 0.5 * d, axis=2).min()))
+        if bond <= reach:
+            break
+        reach *= 2
+    per_atom = dist.min(axis=1)
+    m = int(np.argmin(per_atom))
+    k = int(np.argmin(dist[m]))
+    same = np.flatnonzero(np.asarray(hop.host_symbols) == hop.ion)
+    s_ratio, s_index = math.inf, -1
+    if same.size and bond > 0:
+        s_index = int(same[np.argmin(per_atom[same])])
+        s_ratio = float(per_atom[s_index]) / bond
+    return (float(per_atom[m]) / bond, float(per_atom[m]), m, float(t[m, k]), bond, s_ratio, s_index)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_images_near_the_path_give_every_images_clearance_bit_for_bit(seed):
+    """Random hosts in small skewed cells (many lattice shifts), the ion's own element near the
+    path or only far from it (the case that looks at all its images), atoms at equal
+    distances (the first one wins, as argmin reads them)."""
+    rng = np.random.default_rng(seed)
+    a = 3.2 + 4 * rng.random()
+    cell = np.array([[a, 0, 0], [0.7, a * 0.9, 0], [0.4, -0.6, a * 1.3]])
+    n = int(rng.integers(4, 30))
+    host = rng.random((n, 3)) @ cell
+    symbols = list(rng.choice(["O", "S", "La", "Li"], n))
+    if seed % 2:  # the only Li of the host sits far from the path: every image of it is looked at
+        symbols = [s if s != "Li" else "O" for s in symbols]
+        symbols[0] = "Li"
+        host[0] = np.array([0.5, 0.5, 0.5]) @ cell + 0.2
+    start = rng.random(3) @ cell
+    end = start + rng.normal(size=3) * 1.5
+    if seed == 4:  # two atoms mirrored about the path: the same distance, the first is named
+        host[1], host[2] = start + [0, 1.1, 0], start + [0, -1.1, 0]
+    from types import SimpleNamespace  # the arrays the clearance reads, without a Hop's checks
+
+    hop = SimpleNamespace(ion="Li", start=start, end=end, host_symbols=tuple(symbols), host_positions=host,
+                          cell=cell, name=None)
+    c = clearance.path_clearance(hop)
+    got = (c.ratio, c.distance, c.host_index, c.fraction, c.bond, c.same_species_ratio, c.same_species_index)
+    assert got == _every_image_clearance(hop)
+
+
+def test_an_ion_of_the_host_far_from_the_path_is_measured_over_all_its_images():
+    """The host's only Li is 12 A from the path, beyond the search's 6 A reach: its ratio is
+    still the exact one (measured over all its images)."""
+    from types import SimpleNamespace
+
+    hop = SimpleNamespace(ion="Li", start=np.array([2.0, 2.0, 2.0]), end=np.array([5.0, 2.0, 2.0]),
+                          host_symbols=("O", "O", "Li"),
+                          host_positions=np.array([[3.5, 3.8, 2.0], [1.0, 0.5, 3.0], [11.0, 10.0, 10.0]]),
+                          cell=np.eye(3) * 16.0, name=None)
+    c = clearance.path_clearance(hop)
+    assert c.same_species_index == 2 and c.same_species_ratio > 5.0
+    got = (c.ratio, c.distance, c.host_index, c.fraction, c.bond, c.same_species_ratio, c.same_species_index)
+    assert got == _every_image_clearance(hop)
