@@ -264,9 +264,10 @@ def test_a_lock_file_left_by_a_killed_run_does_not_stop_the_resume(reference, fo
 def test_timeout_row_and_the_run_goes_on(tmp_path):
     from pymatgen.core import Structure
 
-    # 336 atoms with one Fe nudged, so the primitive cell is the whole supercell and its
-    # symmetry is P1: 96 distinct hops, about 7 s on the development machine, far beyond 1 s
-    slow = Structure.from_file(EXAMPLES / "LiFePO4.cif") * (3, 2, 2)
+    # 672 atoms with one Fe nudged, so the primitive cell is the whole supercell and its
+    # symmetry is P1: a few hundred distinct hops, seconds of work, far beyond 1 s (the
+    # 336-atom cell of (3, 2, 2) once finished within the second on a fast run)
+    slow = Structure.from_file(EXAMPLES / "LiFePO4.cif") * (4, 3, 2)
     fe = next(i for i, site in enumerate(slow) if site.specie.symbol == "Fe")
     slow.translate_sites([fe], [0.1, 0.05, 0.0], frac_coords=False)
     slow.to(filename=str(tmp_path / "a_slow.cif"))
