@@ -192,7 +192,7 @@ def test_sigkill_then_resume_equals_uninterrupted(reference, folder, tmp_path):
                     break
             except (TypeError, sqlite3.OperationalError):  # read while the screen creates its tables
                 pass
-            time.sleep(0.05)
+            time.sleep(0.002)  # units take tens of ms now: the kill must come between two rows
         assert proc.poll() is None, proc.stderr.read().decode()
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the main process and its workers, mid-run
