@@ -209,6 +209,11 @@ def _parts(n: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     return part
 
 
+def _forest_links(part: np.ndarray) -> int:
+    """Links of a spanning forest of sites labelled by their connected ``part``: sites less parts."""
+    return len(part) - int(part.max(initial=-1)) - 1
+
+
 RANGE_FOR_LAPACK = 1e-8  # smallest/largest conductance of a part above which LAPACK's LU is accurate
 BATCH_ELEMENTS = 2_000_000  # float64 entries of the (B, n, n) arrays of one batch of solves (16 MB)
 
@@ -274,7 +279,7 @@ def _tree_translations(n: int, u: np.ndarray, v: np.ndarray, d: np.ndarray, c: n
     nbrs: list[list[tuple[int, int]]] = [[] for _ in range(n)]
     tree = np.zeros(len(u), bool)
     # a forest of the connected parts has n - parts links: the hops after its last one close cycles
-    links_left = n - int(_parts(n, u, v).max(initial=-1)) - 1 if n_links is None else n_links
+    links_left = _forest_links(_parts(n, u, v)) if n_links is None else n_links
     uu, vv = u.tolist(), v.tolist()
     for e in (np.argsort(-c, kind="stable") if order is None else order).tolist():
         if links_left == 0:
@@ -353,7 +358,7 @@ def _corrected_live(n: int, u: np.ndarray, v: np.ndarray, d: np.ndarray, c: np.n
     trans = np.empty((b, m, 3))
     forests: dict[bytes, np.ndarray] = {}
     part = _parts(n, u, v)
-    n_links = n - int(part.max(initial=-1)) - 1
+    n_links = _forest_links(part)
     for row, order in enumerate(np.argsort(-c, axis=1, kind="stable")):
         key = order.tobytes()
         if key not in forests:
